@@ -1,0 +1,333 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using MirrorProxy.Metrics;
+using MirrorProxy.Resilience;
+using Microsoft.Extensions.Logging;
+
+namespace MirrorProxy.Upstream;
+
+/// <summary>A request to an upstream registry, relative to its <c>/v2/</c> root and path prefix.</summary>
+/// <param name="Method">GET or HEAD.</param>
+/// <param name="Repository">Repository as the upstream knows it, without the upstream's path prefix.</param>
+/// <param name="Path">Endpoint below the repository: <c>manifests/latest</c>, <c>blobs/sha256:…</c>, <c>tags/list</c>.</param>
+internal readonly record struct UpstreamRequest(HttpMethod Method, string Repository, string Path)
+{
+    public string? Query { get; init; }
+
+    public string? Accept { get; init; }
+
+    public string? Range { get; init; }
+
+    /// <summary>Blob requests get the longer time-to-headers budget (redirects to object storage).</summary>
+    public bool IsBlob { get; init; }
+}
+
+/// <summary>
+/// Client for one upstream registry: anonymous, basic or bearer-token auth (tokens cached per scope), explicit
+/// redirect following that never carries <c>Authorization</c> to another host, and time-to-headers timeouts.
+/// Every outcome is returned as a value.
+/// </summary>
+internal sealed partial class UpstreamRegistry : IDisposable
+{
+    public const int MaxRedirects = 10;
+    private static readonly ProductInfoHeaderValue UserAgent = new("mirrorproxy", "1.0");
+
+    private readonly HttpMessageInvoker _invoker;
+    private readonly TokenCache _tokens;
+    private readonly IUpstreamHealth _health;
+    private readonly MirrorMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly AuthenticationHeaderValue? _basicCredentials;
+    private readonly string _baseAuthority;
+    private readonly string _rootPath;
+    private readonly ConcurrentDictionary<string, AuthChallenge> _challenges = new(StringComparer.OrdinalIgnoreCase);
+
+    public UpstreamRegistry(UpstreamOptions options, IUpstreamHealth health, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+        : this(options, CreateInvoker(options), health, metrics, time, loggerFactory)
+    {
+    }
+
+    public UpstreamRegistry(
+        UpstreamOptions options, HttpMessageInvoker invoker, IUpstreamHealth health, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        Options = options;
+        Name = options.Name;
+        Names = [options.Name, .. options.Aliases];
+        LibraryPrefix = options.LibraryPrefix ?? options.Name.Equals("docker.io", StringComparison.OrdinalIgnoreCase);
+        _invoker = invoker;
+        _health = health;
+        _metrics = metrics;
+        _time = time;
+        _logger = loggerFactory.CreateLogger<UpstreamRegistry>();
+        _tokens = new TokenCache(time, _logger);
+
+        var baseUri = new Uri(options.Url, UriKind.Absolute);
+        _baseAuthority = Authority(baseUri);
+        var prefix = baseUri.AbsolutePath.Trim('/');
+        if (prefix == "v2" || prefix.EndsWith("/v2", StringComparison.Ordinal))
+        {
+            prefix = prefix[..^2].TrimEnd('/');
+        }
+
+        PathPrefix = prefix.Length == 0 ? "" : prefix + "/";
+        _rootPath = $"{baseUri.Scheme}://{baseUri.Authority}/v2/";
+
+        var password = options.PasswordFile is { } file ? ReadFirstLine(file) : options.Password;
+        if (!string.IsNullOrEmpty(options.Username) && password is not null)
+        {
+            _basicCredentials = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{options.Username}:{password}")));
+        }
+    }
+
+    public UpstreamOptions Options { get; }
+
+    /// <summary>The registry namespace, e.g. <c>docker.io</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>The name and its aliases.</summary>
+    public IReadOnlyList<string> Names { get; }
+
+    /// <summary>Single-segment names get <c>library/</c> (Docker Hub official images).</summary>
+    public bool LibraryPrefix { get; }
+
+    /// <summary>Path prefix every repository gets upstream (a Harbor project), with a trailing slash, or empty.</summary>
+    public string PathPrefix { get; }
+
+    public string NormalizeRepository(string name) => LibraryPrefix && !name.Contains('/') ? "library/" + name : name;
+
+    /// <summary>Sends a request and follows redirects and auth challenges until a final answer or the time-to-headers budget runs out.</summary>
+    public async ValueTask<UpstreamResponse> SendAsync(UpstreamRequest request, CancellationToken cancellationToken)
+    {
+        if (!_health.ShouldAttempt(Name))
+        {
+            return new UpstreamResponse(UpstreamOutcome.Skipped, null, "upstream is marked unavailable");
+        }
+
+        var timeout = request.IsBlob ? Options.BlobRequestTimeout : Options.RequestTimeout;
+        using var timeoutSource = new CancellationTokenSource(timeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+        var started = _time.GetTimestamp();
+        UpstreamResponse response;
+        try
+        {
+            response = await SendCoreAsync(request, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            response = new UpstreamResponse(UpstreamOutcome.Unreachable, null, $"no response headers within {timeout.TotalSeconds:0.###} s");
+        }
+        catch (HttpRequestException ex)
+        {
+            response = new UpstreamResponse(UpstreamOutcome.Unreachable, null, Describe(ex));
+        }
+
+        var elapsed = _time.GetElapsedTime(started);
+        _metrics.UpstreamRequest(Name, response.StatusCode is { } status ? ((int)status).ToString(System.Globalization.CultureInfo.InvariantCulture) : response.Outcome.ToString(), elapsed.TotalSeconds);
+        _health.Report(Name, response.Outcome);
+        if (response.Outcome is not (UpstreamOutcome.Success or UpstreamOutcome.NotFound))
+        {
+            Log.UpstreamFailed(_logger, Name, request.Repository, request.Path, response.Outcome, response.Detail ?? response.StatusCode?.ToString() ?? "", elapsed.TotalMilliseconds);
+        }
+
+        return response;
+    }
+
+    private async Task<UpstreamResponse> SendCoreAsync(UpstreamRequest request, CancellationToken cancellationToken)
+    {
+        var uri = BuildUri(request);
+        var method = request.Method;
+        var scope = $"repository:{PathPrefix}{request.Repository}:pull";
+        var authRetries = 0;
+        var hops = 0;
+
+        while (true)
+        {
+            var authority = Authority(uri);
+            var isOwnHost = string.Equals(authority, _baseAuthority, StringComparison.OrdinalIgnoreCase);
+            using var message = new HttpRequestMessage(method, uri);
+            message.Headers.UserAgent.Add(UserAgent);
+            if (request.Accept is not null)
+            {
+                message.Headers.TryAddWithoutValidation("Accept", request.Accept);
+            }
+
+            if (request.Range is not null)
+            {
+                message.Headers.TryAddWithoutValidation("Range", request.Range);
+            }
+
+            string? bearerRealm = null;
+            string? bearerService = null;
+            if (_challenges.TryGetValue(authority, out var known))
+            {
+                if (known.IsBasic)
+                {
+                    // Credentials are configured for the upstream host only; another host never sees them.
+                    message.Headers.Authorization = isOwnHost ? _basicCredentials : null;
+                }
+                else if (known.IsBearer && known.Realm is { } realm)
+                {
+                    var token = await _tokens.GetAsync(_invoker, realm, known.Service, scope, isOwnHost ? _basicCredentials : null, Options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+                    if (token is null)
+                    {
+                        return new UpstreamResponse(UpstreamOutcome.Unauthorized, null, $"no token from {new Uri(realm).Host}");
+                    }
+
+                    message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                    bearerRealm = realm;
+                    bearerService = known.Service;
+                }
+            }
+
+            var response = await _invoker.SendAsync(message, cancellationToken).ConfigureAwait(false);
+            var status = (int)response.StatusCode;
+
+            if (status == 401 && authRetries < 2 && TryLearnChallenge(response, authority, isOwnHost))
+            {
+                if (bearerRealm is not null)
+                {
+                    // The token we sent was refused (expired or insufficient scope): ask for a fresh one once.
+                    _tokens.Invalidate(bearerRealm, bearerService, scope);
+                }
+
+                authRetries++;
+                response.Dispose();
+                continue;
+            }
+
+            if (status is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is { } location)
+            {
+                response.Dispose();
+                if (++hops > MaxRedirects)
+                {
+                    return new UpstreamResponse(UpstreamOutcome.Failed, null, $"more than {MaxRedirects} redirects");
+                }
+
+                uri = location.IsAbsoluteUri ? location : new Uri(uri, location);
+                if (uri.Scheme is not ("http" or "https"))
+                {
+                    return new UpstreamResponse(UpstreamOutcome.Failed, null, $"redirect to unsupported scheme {uri.Scheme}");
+                }
+
+                if (status == 303 && method != HttpMethod.Head)
+                {
+                    method = HttpMethod.Get;
+                }
+
+                authRetries = 0;
+                continue;
+            }
+
+            var outcome = UpstreamResponse.Classify(response.StatusCode);
+            return new UpstreamResponse(outcome, response, outcome == UpstreamOutcome.Success ? null : $"HTTP {status} from {uri.Host}");
+        }
+    }
+
+    /// <summary>Records the challenge of a 401 answer. False when it offers nothing this client can satisfy.</summary>
+    private bool TryLearnChallenge(HttpResponseMessage response, string authority, bool isOwnHost)
+    {
+        if (!response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var values))
+        {
+            return false;
+        }
+
+        AuthChallenge? chosen = null;
+        foreach (var challenge in AuthChallenge.Parse(values))
+        {
+            if (challenge.IsBearer && !string.IsNullOrEmpty(challenge.Realm))
+            {
+                chosen = challenge;
+                break;
+            }
+
+            if (challenge.IsBasic && isOwnHost && _basicCredentials is not null)
+            {
+                chosen ??= challenge;
+            }
+        }
+
+        if (chosen is null)
+        {
+            return false;
+        }
+
+        if (chosen.IsBasic && _challenges.TryGetValue(authority, out var previous) && previous.IsBasic)
+        {
+            // Basic credentials were already sent and refused: retrying cannot help.
+            return false;
+        }
+
+        _challenges[authority] = chosen;
+        return true;
+    }
+
+    private Uri BuildUri(UpstreamRequest request)
+    {
+        var builder = new StringBuilder(_rootPath.Length + PathPrefix.Length + request.Repository.Length + request.Path.Length + 2 + (request.Query?.Length ?? 0));
+        builder.Append(_rootPath).Append(PathPrefix).Append(request.Repository).Append('/').Append(request.Path);
+        if (!string.IsNullOrEmpty(request.Query))
+        {
+            builder.Append('?').Append(request.Query);
+        }
+
+        return new Uri(builder.ToString(), UriKind.Absolute);
+    }
+
+    private static string Authority(Uri uri) => $"{uri.Scheme}://{uri.Authority}";
+
+    private static string Describe(HttpRequestException ex)
+    {
+        var inner = ex.InnerException?.Message;
+        return ex.HttpRequestError == HttpRequestError.Unknown || inner is null ? ex.Message : $"{ex.HttpRequestError}: {inner}";
+    }
+
+    private static string ReadFirstLine(string path)
+    {
+        using var reader = new StreamReader(path);
+        return (reader.ReadLine() ?? "").Trim();
+    }
+
+    private static HttpMessageInvoker CreateInvoker(UpstreamOptions options) => new(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        ConnectTimeout = options.ConnectTimeout,
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(10),
+        EnableMultipleHttp2Connections = true,
+    }, disposeHandler: true);
+
+    public void Dispose() => _invoker.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(1001, LogLevel.Warning, "Upstream {Upstream} {Repository}/{Path}: {Outcome} ({Detail}) after {ElapsedMs:0} ms")]
+        public static partial void UpstreamFailed(ILogger logger, string upstream, string repository, string path, UpstreamOutcome outcome, string detail, double elapsedMs);
+    }
+}
+
+/// <summary>Every configured upstream, and the default one.</summary>
+internal sealed class UpstreamRegistrySet : IDisposable
+{
+    public UpstreamRegistrySet(IReadOnlyList<UpstreamRegistry> all, UpstreamRegistry? defaultUpstream)
+    {
+        All = all;
+        Default = defaultUpstream;
+    }
+
+    public IReadOnlyList<UpstreamRegistry> All { get; }
+
+    public UpstreamRegistry? Default { get; }
+
+    public void Dispose()
+    {
+        foreach (var upstream in All)
+        {
+            upstream.Dispose();
+        }
+    }
+}
