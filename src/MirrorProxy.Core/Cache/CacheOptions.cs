@@ -1,0 +1,16 @@
+namespace MirrorProxy.Cache;
+
+public sealed class CacheOptions
+{
+    /// <summary>Directory that holds blobs, manifests, tags and the index.</summary>
+    public string Path { get; set; } = "mirrorproxy-cache";
+
+    /// <summary>Hash index size of the FASTER store in bytes (a power of two, at least 64 KiB).</summary>
+    public long IndexSizeBytes { get; set; } = 1L << 20;
+
+    /// <summary>In-memory part of the FASTER log in bytes (a power of two, at least 256 KiB).</summary>
+    public long LogMemoryBytes { get; set; } = 1L << 23;
+
+    /// <summary>How often index changes are checkpointed to disk.</summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(30);
+}

@@ -1,0 +1,246 @@
+using System.Buffers.Binary;
+using System.Text;
+using MirrorProxy.Oci;
+using Microsoft.Extensions.Logging;
+
+namespace MirrorProxy.Cache;
+
+/// <summary>
+/// The content-addressed cache: files as the truth (<see cref="ContentStore"/>), FASTER as the index
+/// (<see cref="CacheIndex"/>). Lookups go to the index first and fall back to the files, repairing the index,
+/// so a lost or truncated index never hides content.
+/// </summary>
+internal sealed partial class MirrorCache : IDisposable
+{
+    private const byte RecordVersion = 1;
+    private readonly CacheIndex _index;
+
+    private MirrorCache(ContentStore store, CacheIndex index)
+    {
+        Store = store;
+        _index = index;
+    }
+
+    public ContentStore Store { get; }
+
+    /// <summary>Opens the cache at <paramref name="options"/>' path: cleans temporary files, recovers or rebuilds the index.</summary>
+    public static MirrorCache Open(CacheOptions options, TimeProvider time, ILogger logger)
+    {
+        var store = new ContentStore(options.Path);
+        var removed = store.Initialize();
+        if (removed > 0)
+        {
+            Log.TempFilesRemoved(logger, removed);
+        }
+
+        var index = CacheIndex.Open(store.IndexDirectory, options, logger);
+        var cache = new MirrorCache(store, index);
+        if (!index.Recovered)
+        {
+            var started = time.GetTimestamp();
+            var (content, tags) = cache.RebuildIndex();
+            Log.IndexRebuilt(logger, content, tags, time.GetElapsedTime(started).TotalMilliseconds);
+        }
+
+        return cache;
+    }
+
+    /// <summary>Fills the index from the files. Returns the number of content objects and tags indexed.</summary>
+    public (int Content, int Tags) RebuildIndex()
+    {
+        var content = 0;
+        foreach (var (digest, size, mediaType) in Store.EnumerateContent())
+        {
+            IndexContent(digest, new ContentEntry(size, mediaType));
+            content++;
+        }
+
+        var tags = 0;
+        foreach (var (upstream, repository, tag, record) in Store.EnumerateTags())
+        {
+            IndexTag(upstream, repository, tag, record);
+            tags++;
+        }
+
+        return (content, tags);
+    }
+
+    public async ValueTask<ContentEntry?> TryGetContentAsync(Digest digest)
+    {
+        var value = await _index.GetAsync(ContentKey(digest)).ConfigureAwait(false);
+        if (value is not null && TryDecodeContent(value, out var entry))
+        {
+            return entry;
+        }
+
+        // Not in the index: the files decide, and the index learns.
+        if (!Store.TryStat(digest, out var size))
+        {
+            return null;
+        }
+
+        entry = new ContentEntry(size, Store.ReadMediaType(digest));
+        IndexContent(digest, entry);
+        return entry;
+    }
+
+    /// <summary>Drops a content object the index knew but whose file is gone.</summary>
+    public void Forget(Digest digest) => _index.Delete(ContentKey(digest).Span);
+
+    public async Task PutManifestAsync(Digest digest, ReadOnlyMemory<byte> content, string mediaType, CancellationToken cancellationToken)
+    {
+        await Store.PutManifestAsync(digest, content, mediaType, cancellationToken).ConfigureAwait(false);
+        IndexContent(digest, new ContentEntry(content.Length, mediaType));
+    }
+
+    /// <summary>Publishes a verified blob from <paramref name="tempPath"/>.</summary>
+    public void PublishBlob(string tempPath, Digest digest, long size)
+    {
+        Store.Publish(tempPath, digest);
+        IndexContent(digest, new ContentEntry(size, null));
+    }
+
+    /// <summary>The bytes of a cached manifest, or null when its file is gone.</summary>
+    public async Task<byte[]?> ReadContentAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await File.ReadAllBytesAsync(Store.BlobPath(digest), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            Forget(digest);
+            return null;
+        }
+    }
+
+    public async ValueTask<TagRecord?> TryGetTagAsync(string upstream, string repository, string tag)
+    {
+        var value = await _index.GetAsync(TagKey(upstream, repository, tag)).ConfigureAwait(false);
+        if (value is not null && TryDecodeTag(value, out var record))
+        {
+            return record;
+        }
+
+        record = Store.ReadTag(upstream, repository, tag);
+        if (record is not null)
+        {
+            IndexTag(upstream, repository, tag, record);
+        }
+
+        return record;
+    }
+
+    public async Task PutTagAsync(string upstream, string repository, string tag, TagRecord record, CancellationToken cancellationToken)
+    {
+        await Store.PutTagAsync(upstream, repository, tag, record, cancellationToken).ConfigureAwait(false);
+        IndexTag(upstream, repository, tag, record);
+    }
+
+    /// <summary>Stores a listing answer (tags page, referrers index) for use while the upstream is unreachable.</summary>
+    public Task PutListingAsync(string upstream, string repository, string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
+        Store.WriteAtomicallyAsync(Store.ListingPath(upstream, repository, key), content, cancellationToken);
+
+    public async Task<byte[]?> TryReadListingAsync(string upstream, string repository, string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await File.ReadAllBytesAsync(Store.ListingPath(upstream, repository, key), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    public Task CheckpointAsync(CancellationToken cancellationToken) => _index.CheckpointAsync(cancellationToken);
+
+    private void IndexContent(Digest digest, ContentEntry entry)
+    {
+        var mediaType = entry.MediaType is null ? [] : Encoding.UTF8.GetBytes(entry.MediaType);
+        Span<byte> value = stackalloc byte[1 + 8 + 2 + mediaType.Length];
+        value[0] = RecordVersion;
+        BinaryPrimitives.WriteInt64LittleEndian(value[1..], entry.Size);
+        BinaryPrimitives.WriteUInt16LittleEndian(value[9..], (ushort)mediaType.Length);
+        mediaType.CopyTo(value[11..]);
+        _index.Upsert(ContentKey(digest).Span, value);
+    }
+
+    private static bool TryDecodeContent(byte[] value, out ContentEntry entry)
+    {
+        entry = default;
+        if (value.Length < 11 || value[0] != RecordVersion)
+        {
+            return false;
+        }
+
+        var size = BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(1));
+        var typeLength = BinaryPrimitives.ReadUInt16LittleEndian(value.AsSpan(9));
+        if (value.Length < 11 + typeLength)
+        {
+            return false;
+        }
+
+        entry = new ContentEntry(size, typeLength == 0 ? null : Encoding.UTF8.GetString(value, 11, typeLength));
+        return true;
+    }
+
+    private void IndexTag(string upstream, string repository, string tag, TagRecord record)
+    {
+        var digest = Encoding.ASCII.GetBytes(record.Digest.Value);
+        var mediaType = Encoding.UTF8.GetBytes(record.MediaType);
+        var value = new byte[1 + 8 + 8 + 1 + digest.Length + 2 + mediaType.Length];
+        value[0] = RecordVersion;
+        BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(1), record.FetchedAt.ToUnixTimeMilliseconds());
+        BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(9), record.Size);
+        value[17] = (byte)digest.Length;
+        digest.CopyTo(value, 18);
+        BinaryPrimitives.WriteUInt16LittleEndian(value.AsSpan(18 + digest.Length), (ushort)mediaType.Length);
+        mediaType.CopyTo(value, 20 + digest.Length);
+        _index.Upsert(TagKey(upstream, repository, tag).Span, value);
+    }
+
+    private static bool TryDecodeTag(byte[] value, out TagRecord? record)
+    {
+        record = null;
+        if (value.Length < 20 || value[0] != RecordVersion)
+        {
+            return false;
+        }
+
+        var digestLength = value[17];
+        if (value.Length < 20 + digestLength || !Digest.TryParse(Encoding.ASCII.GetString(value, 18, digestLength), out var digest))
+        {
+            return false;
+        }
+
+        var typeLength = BinaryPrimitives.ReadUInt16LittleEndian(value.AsSpan(18 + digestLength));
+        if (value.Length < 20 + digestLength + typeLength)
+        {
+            return false;
+        }
+
+        record = new TagRecord(
+            digest,
+            Encoding.UTF8.GetString(value, 20 + digestLength, typeLength),
+            BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(9)),
+            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(1))));
+        return true;
+    }
+
+    private static ReadOnlyMemory<byte> ContentKey(Digest digest) => Encoding.ASCII.GetBytes("c:" + digest.Value);
+
+    private static ReadOnlyMemory<byte> TagKey(string upstream, string repository, string tag) =>
+        Encoding.UTF8.GetBytes(string.Concat("t:", upstream, "\n", repository, ":", tag));
+
+    public void Dispose() => _index.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(2002, LogLevel.Information, "Removed {Count} temporary files left by an interrupted run")]
+        public static partial void TempFilesRemoved(ILogger logger, int count);
+
+        [LoggerMessage(2003, LogLevel.Information, "Rebuilt the cache index from the files: {Content} objects, {Tags} tags in {ElapsedMs:0} ms")]
+        public static partial void IndexRebuilt(ILogger logger, int content, int tags, double elapsedMs);
+    }
+}
