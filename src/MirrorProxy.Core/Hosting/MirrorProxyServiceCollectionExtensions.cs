@@ -1,0 +1,53 @@
+using MirrorProxy.Cache;
+using MirrorProxy.Metrics;
+using MirrorProxy.Protocol;
+using MirrorProxy.PullThrough;
+using MirrorProxy.Resilience;
+using MirrorProxy.Routing;
+using MirrorProxy.Upstream;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MirrorProxy.Hosting;
+
+internal static class MirrorProxyServiceCollectionExtensions
+{
+    /// <summary>Registers the mirror's services, bound to the <c>MirrorProxy</c> section and validated at start.</summary>
+    public static IServiceCollection AddMirrorProxy(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<MirrorProxyOptions>().Bind(configuration.GetSection(MirrorProxyOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MirrorProxyOptions>, MirrorProxyOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.TryAddSingleton<MirrorMetrics>();
+        services.TryAddSingleton<IUpstreamHealth>(AlwaysAttemptHealth.Instance);
+
+        services.TryAddSingleton(static sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value;
+            var health = sp.GetRequiredService<IUpstreamHealth>();
+            var metrics = sp.GetRequiredService<MirrorMetrics>();
+            var time = sp.GetRequiredService<TimeProvider>();
+            var loggers = sp.GetRequiredService<ILoggerFactory>();
+            var all = options.Upstreams.Select(u => new UpstreamRegistry(u, health, metrics, time, loggers)).ToList();
+            var defaultName = string.IsNullOrEmpty(options.DefaultUpstream) ? options.Upstreams[0].Name : options.DefaultUpstream;
+            var defaultUpstream = all.FirstOrDefault(u => u.Names.Contains(defaultName, StringComparer.OrdinalIgnoreCase));
+            return new UpstreamRegistrySet(all, defaultUpstream);
+        });
+        services.TryAddSingleton<UpstreamRouter>();
+
+        services.TryAddSingleton(static sp => MirrorCache.Open(
+            sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Cache,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<MirrorCache>()));
+        services.AddHostedService<CacheCheckpointService>();
+
+        services.TryAddSingleton<ManifestService>();
+        services.TryAddSingleton<BlobService>();
+        services.TryAddSingleton<RegistryHandler>();
+        return services;
+    }
+}
