@@ -1,0 +1,79 @@
+using System.CommandLine;
+using MirrorProxy.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Options;
+
+namespace MirrorProxy.Cli;
+
+/// <summary><c>mirrorproxy serve</c>: runs the mirror until stopped.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config") { Description = "JSON configuration file, layered over appsettings.json and the embedded defaults." };
+        var listen = new Option<string?>("--listen") { Description = "Address to listen on: HOST:PORT, or :PORT for every interface (default :5000)." };
+        var cache = new Option<string?>("--cache") { Description = "Cache directory (default ./mirrorproxy-cache)." };
+        var upstream = new Option<string[]>("--upstream")
+        {
+            Description = "NS=URL, repeatable. Replaces the configured upstreams; the first is the default upstream.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var tagTtl = new Option<int?>("--tag-ttl") { Description = "Seconds a cached tag is served without asking upstream (0 = always revalidate)." };
+
+        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var flags = new ServeFlags
+            {
+                ConfigFile = parse.GetValue(config),
+                Listen = parse.GetValue(listen),
+                CacheDirectory = parse.GetValue(cache),
+                Upstreams = parse.GetValue(upstream) ?? [],
+                TagTtlSeconds = parse.GetValue(tagTtl),
+            };
+            return await RunAsync(flags, cancellationToken).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ServeFlags flags, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var configuration = ConfigurationLoader.Load(flags);
+            await using var app = MirrorProxyHost.Build(configuration);
+            await app.RunAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+        catch (ConfigurationLoadException ex)
+        {
+            await Console.Error.WriteLineAsync("mirrorproxy: " + ex.Message).ConfigureAwait(false);
+            return 2;
+        }
+        catch (OptionsValidationException ex)
+        {
+            foreach (var failure in ex.Failures)
+            {
+                await Console.Error.WriteLineAsync("mirrorproxy: configuration error: " + failure).ConfigureAwait(false);
+            }
+
+            return 2;
+        }
+        catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+        {
+            // The binder names the key: "Failed to convert configuration value at 'MirrorProxy:TagTtl' to type …".
+            await Console.Error.WriteLineAsync("mirrorproxy: configuration error: " + ex.Message).ConfigureAwait(false);
+            return 2;
+        }
+        catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            await Console.Error.WriteLineAsync("mirrorproxy: cannot listen: " + ex.Message).ConfigureAwait(false);
+            return 1;
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            await Console.Error.WriteLineAsync("mirrorproxy: cache directory not writable: " + ex.Message).ConfigureAwait(false);
+            return 1;
+        }
+    }
+}
