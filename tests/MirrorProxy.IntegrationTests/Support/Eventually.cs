@@ -1,0 +1,19 @@
+namespace MirrorProxy.IntegrationTests.Support;
+
+internal static class Eventually
+{
+    /// <summary>Polls until <paramref name="condition"/> holds; fails the test after <paramref name="timeout"/>.</summary>
+    public static async Task TrueAsync(Func<bool> condition, TimeSpan timeout, string because)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Timed out after {timeout.TotalSeconds} s waiting until {because}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+}
