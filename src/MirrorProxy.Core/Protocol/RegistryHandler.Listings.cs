@@ -20,18 +20,16 @@ internal sealed partial class RegistryHandler
         var query = context.Request.Query;
         string? n = query["n"];
         string? last = query["last"];
-        var count = -1;
-        if (n is not null && !int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out count))
+        int? limit = null;
+        if (n is not null)
         {
-            await new OciError(StatusCodes.Status400BadRequest, OciErrorCode.PaginationNumberInvalid, "n must be a non-negative integer", n).WriteAsync(context).ConfigureAwait(false);
-            return;
-        }
+            if (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+            {
+                await new OciError(StatusCodes.Status400BadRequest, OciErrorCode.PaginationNumberInvalid, "n must be a non-negative integer", n).WriteAsync(context).ConfigureAwait(false);
+                return;
+            }
 
-        if (count == 0)
-        {
-            // The spec: n=0 is an empty list without a Link header.
-            await WriteJsonAsync(context, RewriteTagsBody("""{"tags":[]}"""u8, clientName), MediaTypes.Json, null).ConfigureAwait(false);
-            return;
+            limit = parsed;
         }
 
         if (last is not null && !OciNames.IsValidTag(last))
@@ -40,10 +38,18 @@ internal sealed partial class RegistryHandler
             return;
         }
 
+        if (limit == 0)
+        {
+            // The spec: n=0 is an empty list without a Link header.
+            await WriteJsonAsync(context, TagsPage.Write(clientName, []), MediaTypes.Json, null).ConfigureAwait(false);
+            return;
+        }
+
         var upstreamQuery = string.Join('&', new[] { n is null ? null : "n=" + n, last is null ? null : "last=" + last }.Where(p => p is not null));
         var cacheKey = "tags" + (n is null ? "" : "-n" + n) + (last is null ? "" : "-last-" + last);
         await HandleListingAsync(context, route, clientName, RequestKinds.Tags, "tags/list", upstreamQuery, MediaTypes.Json, cacheKey,
-            body => RewriteTagsBody(body, clientName), notFound: new OciError(StatusCodes.Status404NotFound, OciErrorCode.NameUnknown, "repository name not known to registry", route.Repository)).ConfigureAwait(false);
+            (body, upstreamLink) => TagsPage.Paginate(body, clientName, limit, last, upstreamLink, route.Namespace),
+            notFound: new OciError(StatusCodes.Status404NotFound, OciErrorCode.NameUnknown, "repository name not known to registry", route.Repository)).ConfigureAwait(false);
     }
 
     private async Task HandleReferrersAsync(HttpContext context, Route route, string clientName, string reference)
@@ -60,7 +66,7 @@ internal sealed partial class RegistryHandler
 
         // A 404 tells clients to fall back to the referrers tag schema, which the cache may hold.
         await HandleListingAsync(context, route, clientName, RequestKinds.Referrers, "referrers/" + digest.Value, upstreamQuery, MediaTypes.OciIndex, cacheKey,
-            rewrite: null, notFound: OciError.ManifestUnknown(digest.Value, "the upstream does not serve referrers for this digest")).ConfigureAwait(false);
+            shape: null, notFound: OciError.ManifestUnknown(digest.Value, "the upstream does not serve referrers for this digest")).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -69,7 +75,7 @@ internal sealed partial class RegistryHandler
     /// </summary>
     private async Task HandleListingAsync(
         HttpContext context, Route route, string clientName, string kind, string upstreamPath, string upstreamQuery, string defaultContentType,
-        string cacheKey, Func<byte[], byte[]>? rewrite, OciError notFound)
+        string cacheKey, Func<byte[], string?, (byte[] Body, string? Link)>? shape, OciError notFound)
     {
         var cancellationToken = context.RequestAborted;
         using var response = await route.Upstream.SendAsync(
@@ -77,14 +83,13 @@ internal sealed partial class RegistryHandler
 
         if (response.IsSuccess)
         {
+            var upstreamLink = response.Message!.Headers.NonValidated.TryGetValues("Link", out var links) ? RewriteLink(links.ToString(), clientName, route.Namespace) : null;
             byte[] body;
+            string? link;
             try
             {
-                body = await ReadListingAsync(response.Message!, cancellationToken).ConfigureAwait(false);
-                if (rewrite is not null)
-                {
-                    body = rewrite(body);
-                }
+                body = await ReadListingAsync(response.Message, cancellationToken).ConfigureAwait(false);
+                (body, link) = shape is null ? (body, upstreamLink) : shape(body, upstreamLink);
             }
             catch (Exception ex) when (ex is IOException or HttpRequestException or JsonException or InvalidDataException)
             {
@@ -101,7 +106,6 @@ internal sealed partial class RegistryHandler
                 context.Response.Headers[RegistryHeaders.OciFiltersApplied] = filters.ToString();
             }
 
-            var link = response.Message.Headers.NonValidated.TryGetValues("Link", out var links) ? RewriteLink(links.ToString(), clientName, route.Namespace) : null;
             await WriteJsonAsync(context, body, contentType, link).ConfigureAwait(false);
             return;
         }
@@ -168,35 +172,6 @@ internal sealed partial class RegistryHandler
         }
 
         return buffer.ToArray();
-    }
-
-    /// <summary>Rewrites <c>{"name":…,"tags":[…]}</c> so the name is the one the client asked for.</summary>
-    internal static byte[] RewriteTagsBody(ReadOnlySpan<byte> upstreamBody, string clientName)
-    {
-        var reader = new Utf8JsonReader(upstreamBody);
-        using var document = JsonDocument.ParseValue(ref reader);
-        var output = new System.Buffers.ArrayBufferWriter<byte>(upstreamBody.Length + clientName.Length + 16);
-        using (var writer = new Utf8JsonWriter(output))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("name", clientName);
-            writer.WriteStartArray("tags");
-            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("tags", out var tags) && tags.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var tag in tags.EnumerateArray())
-                {
-                    if (tag.ValueKind == JsonValueKind.String)
-                    {
-                        writer.WriteStringValue(tag.GetString());
-                    }
-                }
-            }
-
-            writer.WriteEndArray();
-            writer.WriteEndObject();
-        }
-
-        return output.WrittenSpan.ToArray();
     }
 
     /// <summary>
