@@ -126,6 +126,15 @@ internal sealed class ContentStore
 
     public TagRecord? ReadTag(string upstream, string repository, string tag) => ReadTagFile(TagPath(upstream, repository, tag));
 
+    public void DeleteTag(string upstream, string repository, string tag) => File.Delete(TagPath(upstream, repository, tag));
+
+    /// <summary>Names of the tags stored for one repository.</summary>
+    public IEnumerable<string> ListTags(string upstream, string repository)
+    {
+        var directory = string.Concat(TagsDirectory, "/", upstream, "/", repository, "/_tags");
+        return Directory.Exists(directory) ? Directory.EnumerateFiles(directory).Select(f => Path.GetFileName(f)) : [];
+    }
+
     /// <summary>Path of a cached listing (tags list page, referrers answer) identified by a key the caller builds.</summary>
     public string ListingPath(string upstream, string repository, string key) =>
         string.Concat(ListingsDirectory, "/", upstream, "/", repository, "/_", key);

@@ -137,6 +137,14 @@ internal sealed partial class MirrorCache : IDisposable
         IndexTag(upstream, repository, tag, record);
     }
 
+    public void DeleteTag(string upstream, string repository, string tag)
+    {
+        Store.DeleteTag(upstream, repository, tag);
+        _index.Delete(TagKey(upstream, repository, tag).Span);
+    }
+
+    public IEnumerable<string> ListTags(string upstream, string repository) => Store.ListTags(upstream, repository);
+
     /// <summary>Stores a listing answer (tags page, referrers index) for use while the upstream is unreachable.</summary>
     public Task PutListingAsync(string upstream, string repository, string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
         Store.WriteAtomicallyAsync(Store.ListingPath(upstream, repository, key), content, cancellationToken);

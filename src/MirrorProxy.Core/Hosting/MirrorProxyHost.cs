@@ -1,4 +1,5 @@
 using System.Net;
+using MirrorProxy.Admin;
 using MirrorProxy.Protocol;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -56,5 +57,6 @@ internal static class MirrorProxyHost
         var handler = app.Services.GetRequiredService<RegistryHandler>();
         app.Map("/v2", branch => branch.Run(handler.HandleAsync));
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
+        app.MapAdminEndpoints();
     }
 }

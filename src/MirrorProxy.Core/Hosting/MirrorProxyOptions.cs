@@ -20,4 +20,39 @@ public sealed class MirrorProxyOptions
 
     /// <summary>How long a cached tag is served without asking upstream. Zero revalidates on every request.</summary>
     public TimeSpan TagTtl { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Revalidation windows by upstream, repository and tag pattern; the first match wins.</summary>
+    public List<TagTtlRule> TagTtlRules { get; set; } = [];
+
+    /// <summary>
+    /// Whether an upstream 404 for a cached tag removes it from what the mirror serves. Off by default: an
+    /// upstream deletion (or a misconfigured upstream) must not take running workloads' images away.
+    /// </summary>
+    public bool HonourUpstreamNotFound { get; set; }
+
+    /// <summary>Never dial an upstream; serve from the cache only. Can be flipped at run time (admin endpoint).</summary>
+    public bool Offline { get; set; }
+
+    public AdminOptions Admin { get; set; } = new();
+}
+
+/// <summary>A revalidation window for tags matching glob patterns (<c>*</c> any run of characters, <c>?</c> one).</summary>
+public sealed class TagTtlRule
+{
+    /// <summary>Upstream name; null or empty matches every upstream.</summary>
+    public string? Upstream { get; set; }
+
+    /// <summary>Repository glob, e.g. <c>library/*</c>; null matches every repository.</summary>
+    public string? Repository { get; set; }
+
+    /// <summary>Tag glob, e.g. <c>latest</c> or <c>v*.*.*</c>; null matches every tag.</summary>
+    public string? Tag { get; set; }
+
+    public TimeSpan Ttl { get; set; }
+}
+
+public sealed class AdminOptions
+{
+    /// <summary>Whether <c>/admin/*</c> answers requests from other hosts. Off by default: loopback only.</summary>
+    public bool AllowRemote { get; set; }
 }

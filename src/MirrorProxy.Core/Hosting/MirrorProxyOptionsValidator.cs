@@ -39,6 +39,20 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
             failures.Add($"{Root}:TagTtl: must not be negative");
         }
 
+        for (var i = 0; i < options.TagTtlRules.Count; i++)
+        {
+            var rule = options.TagTtlRules[i];
+            if (rule.Ttl < TimeSpan.Zero)
+            {
+                failures.Add($"{Root}:TagTtlRules:{i}:Ttl: must not be negative");
+            }
+
+            if (rule.Upstream is { Length: > 0 } upstream && !names.Contains(upstream))
+            {
+                failures.Add($"{Root}:TagTtlRules:{i}:Upstream: '{upstream}' is not the name or alias of a configured upstream");
+            }
+        }
+
         var cache = options.Cache;
         if (string.IsNullOrWhiteSpace(cache.Path))
         {
@@ -116,6 +130,30 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
         CheckPositive(upstream.RequestTimeout, $"{key}:RequestTimeout", failures);
         CheckPositive(upstream.BlobRequestTimeout, $"{key}:BlobRequestTimeout", failures);
         CheckPositive(upstream.BlobIdleTimeout, $"{key}:BlobIdleTimeout", failures);
+        if (upstream.TagTtl < TimeSpan.Zero)
+        {
+            failures.Add($"{key}:TagTtl: must not be negative");
+        }
+
+        if (upstream.BreakerFailureRatio is <= 0 or > 1)
+        {
+            failures.Add($"{key}:BreakerFailureRatio: must be above 0 and at most 1, got {upstream.BreakerFailureRatio}");
+        }
+
+        if (upstream.BreakerMinimumThroughput < 2)
+        {
+            failures.Add($"{key}:BreakerMinimumThroughput: must be at least 2, got {upstream.BreakerMinimumThroughput}");
+        }
+
+        if (upstream.BreakDuration < TimeSpan.FromMilliseconds(500))
+        {
+            failures.Add($"{key}:BreakDuration: must be at least 00:00:00.5, got {upstream.BreakDuration}");
+        }
+
+        if (upstream.BreakerSamplingDuration < TimeSpan.FromMilliseconds(500))
+        {
+            failures.Add($"{key}:BreakerSamplingDuration: must be at least 00:00:00.5, got {upstream.BreakerSamplingDuration}");
+        }
     }
 
     private static void CheckPositive(TimeSpan value, string key, List<string> failures)

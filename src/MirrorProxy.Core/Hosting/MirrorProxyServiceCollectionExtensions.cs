@@ -23,16 +23,16 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.TryAddSingleton<MirrorMetrics>();
-        services.TryAddSingleton<IUpstreamHealth>(AlwaysAttemptHealth.Instance);
+        services.TryAddSingleton(static sp => new OfflineMode(sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Offline));
 
         services.TryAddSingleton(static sp =>
         {
             var options = sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value;
-            var health = sp.GetRequiredService<IUpstreamHealth>();
+            var offline = sp.GetRequiredService<OfflineMode>();
             var metrics = sp.GetRequiredService<MirrorMetrics>();
             var time = sp.GetRequiredService<TimeProvider>();
             var loggers = sp.GetRequiredService<ILoggerFactory>();
-            var all = options.Upstreams.Select(u => new UpstreamRegistry(u, health, metrics, time, loggers)).ToList();
+            var all = options.Upstreams.Select(u => new UpstreamRegistry(u, offline, metrics, time, loggers)).ToList();
             var defaultName = string.IsNullOrEmpty(options.DefaultUpstream) ? options.Upstreams[0].Name : options.DefaultUpstream;
             var defaultUpstream = all.FirstOrDefault(u => u.Names.Contains(defaultName, StringComparer.OrdinalIgnoreCase));
             return new UpstreamRegistrySet(all, defaultUpstream);
@@ -45,6 +45,7 @@ internal static class MirrorProxyServiceCollectionExtensions
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<MirrorCache>()));
         services.AddHostedService<CacheCheckpointService>();
 
+        services.TryAddSingleton<TagFreshnessPolicy>();
         services.TryAddSingleton<ManifestService>();
         services.TryAddSingleton<BlobService>();
         services.TryAddSingleton<RegistryHandler>();

@@ -14,6 +14,7 @@ namespace MirrorProxy.Protocol;
 internal sealed partial class RegistryHandler
 {
     private const int MaxListingSize = 4 * 1024 * 1024;
+    private const string FullTagListKey = "tags";
 
     private async Task HandleTagsListAsync(HttpContext context, Route route, string clientName)
     {
@@ -46,12 +47,56 @@ internal sealed partial class RegistryHandler
         }
 
         var upstreamQuery = string.Join('&', new[] { n is null ? null : "n=" + n, last is null ? null : "last=" + last }.Where(p => p is not null));
-        var cacheKey = "tags" + (n is null ? "" : "-n" + n) + (last is null ? "" : "-last-" + last);
-        await HandleListingAsync(context, route, clientName, RequestKinds.Tags, "tags/list", upstreamQuery, MediaTypes.Json, cacheKey,
-            (body, upstreamLink) => TagsPage.Paginate(body, clientName, limit, last, upstreamLink, route.Namespace),
-            notFound: new OciError(StatusCodes.Status404NotFound, OciErrorCode.NameUnknown, "repository name not known to registry", route.Repository)).ConfigureAwait(false);
+        using var response = await route.Upstream.SendAsync(
+            new UpstreamRequest(HttpMethod.Get, route.Repository, "tags/list") { Query = upstreamQuery, Accept = MediaTypes.Json }, context.RequestAborted).ConfigureAwait(false);
+
+        if (response.IsSuccess && await TryReadListingAsync(response.Message!, route.Upstream.Options.RequestTimeout, context.RequestAborted).ConfigureAwait(false) is { } upstreamBody)
+        {
+            var upstreamLink = UpstreamLink(response.Message!, clientName, route);
+            var (body, link) = TagsPage.Paginate(TagsPage.ReadTags(upstreamBody), clientName, limit, last, upstreamLink, route.Namespace);
+            if (upstreamLink is null && last is null)
+            {
+                // A complete list: kept for answering while the upstream is unreachable.
+                await _cache.PutListingAsync(route.Upstream.Name, route.Repository, FullTagListKey, upstreamBody, context.RequestAborted).ConfigureAwait(false);
+            }
+
+            _metrics.Request(RequestKinds.Tags, RequestResults.Miss, route.Upstream.Name);
+            await WriteJsonAsync(context, body, MediaTypes.Json, link).ConfigureAwait(false);
+            return;
+        }
+
+        if (response.Outcome == UpstreamOutcome.NotFound)
+        {
+            _metrics.Request(RequestKinds.Tags, RequestResults.NotFound, route.Upstream.Name);
+            await new OciError(StatusCodes.Status404NotFound, OciErrorCode.NameUnknown, "repository name not known to registry", route.Repository).WriteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        // The upstream cannot answer: every tag the cache has seen for this repository.
+        var seen = new HashSet<string>(_cache.ListTags(route.Upstream.Name, route.Repository), StringComparer.Ordinal);
+        if (await _cache.TryReadListingAsync(route.Upstream.Name, route.Repository, FullTagListKey, context.RequestAborted).ConfigureAwait(false) is { } full)
+        {
+            seen.UnionWith(TagsPage.ReadTags(full));
+        }
+
+        if (seen.Count == 0)
+        {
+            _metrics.Request(RequestKinds.Tags, RequestResults.Error, route.Upstream.Name);
+            await UpstreamError(route, response.Outcome, response.RetryAfter, response.Detail, isBlob: false, "the tag list").WriteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        _metrics.Request(RequestKinds.Tags, RequestResults.Stale, route.Upstream.Name);
+        context.Response.Headers[HeaderNames.Warning] = StaleWarning(route, response.Detail);
+        var (cachedBody, cachedLink) = TagsPage.Paginate([.. seen], clientName, limit, last, null, route.Namespace);
+        await WriteJsonAsync(context, cachedBody, MediaTypes.Json, cachedLink).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Referrers pass through from the upstream and their last answer is kept for when it is unreachable. A 404
+    /// (upstream without the API, or nothing cached while it is down) tells clients to fall back to the referrers
+    /// tag schema, which the cache may hold.
+    /// </summary>
     private async Task HandleReferrersAsync(HttpContext context, Route route, string clientName, string reference)
     {
         if (!TryParseDigest(reference, out var digest, out var digestError))
@@ -61,81 +106,51 @@ internal sealed partial class RegistryHandler
         }
 
         string? artifactType = context.Request.Query["artifactType"];
-        var upstreamQuery = artifactType is null ? "" : "artifactType=" + Uri.EscapeDataString(artifactType);
         var cacheKey = "referrers-" + digest.Encoded.ToString() + (artifactType is null ? "" : "-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(artifactType)))[..16]);
-
-        // A 404 tells clients to fall back to the referrers tag schema, which the cache may hold.
-        await HandleListingAsync(context, route, clientName, RequestKinds.Referrers, "referrers/" + digest.Value, upstreamQuery, MediaTypes.OciIndex, cacheKey,
-            shape: null, notFound: OciError.ManifestUnknown(digest.Value, "the upstream does not serve referrers for this digest")).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Passes a listing (tags page, referrers index) through from the upstream, rewriting pagination links to
-    /// this mirror, and keeps the last answer for when the upstream cannot be reached.
-    /// </summary>
-    private async Task HandleListingAsync(
-        HttpContext context, Route route, string clientName, string kind, string upstreamPath, string upstreamQuery, string defaultContentType,
-        string cacheKey, Func<byte[], string?, (byte[] Body, string? Link)>? shape, OciError notFound)
-    {
-        var cancellationToken = context.RequestAborted;
         using var response = await route.Upstream.SendAsync(
-            new UpstreamRequest(HttpMethod.Get, route.Repository, upstreamPath) { Query = upstreamQuery, Accept = defaultContentType + ", " + MediaTypes.Json }, cancellationToken).ConfigureAwait(false);
+            new UpstreamRequest(HttpMethod.Get, route.Repository, "referrers/" + digest.Value)
+            {
+                Query = artifactType is null ? null : "artifactType=" + Uri.EscapeDataString(artifactType),
+                Accept = MediaTypes.OciIndex + ", " + MediaTypes.Json,
+            },
+            context.RequestAborted).ConfigureAwait(false);
 
-        if (response.IsSuccess)
+        if (response.IsSuccess && await TryReadListingAsync(response.Message!, route.Upstream.Options.RequestTimeout, context.RequestAborted).ConfigureAwait(false) is { } body)
         {
-            var upstreamLink = response.Message!.Headers.NonValidated.TryGetValues("Link", out var links) ? RewriteLink(links.ToString(), clientName, route.Namespace) : null;
-            byte[] body;
-            string? link;
-            try
-            {
-                body = await ReadListingAsync(response.Message, cancellationToken).ConfigureAwait(false);
-                (body, link) = shape is null ? (body, upstreamLink) : shape(body, upstreamLink);
-            }
-            catch (Exception ex) when (ex is IOException or HttpRequestException or JsonException or InvalidDataException)
-            {
-                await ServeCachedListingAsync(context, route, kind, defaultContentType, cacheKey, UpstreamOutcome.Failed, ex.Message, notFound).ConfigureAwait(false);
-                return;
-            }
-
-            var contentType = MediaTypes.StripParameters(response.Message!.Content.Headers.ContentType?.ToString()) ?? defaultContentType;
-            await _cache.PutListingAsync(route.Upstream.Name, route.Repository, cacheKey, body, cancellationToken).ConfigureAwait(false);
-            _metrics.Request(kind, RequestResults.Miss, route.Upstream.Name);
-
-            if (response.Message.Headers.NonValidated.TryGetValues(RegistryHeaders.OciFiltersApplied, out var filters))
+            await _cache.PutListingAsync(route.Upstream.Name, route.Repository, cacheKey, body, context.RequestAborted).ConfigureAwait(false);
+            _metrics.Request(RequestKinds.Referrers, RequestResults.Miss, route.Upstream.Name);
+            if (response.Message!.Headers.NonValidated.TryGetValues(RegistryHeaders.OciFiltersApplied, out var filters))
             {
                 context.Response.Headers[RegistryHeaders.OciFiltersApplied] = filters.ToString();
             }
 
-            await WriteJsonAsync(context, body, contentType, link).ConfigureAwait(false);
+            var contentType = MediaTypes.StripParameters(response.Message.Content.Headers.ContentType?.ToString()) ?? MediaTypes.OciIndex;
+            await WriteJsonAsync(context, body, contentType, UpstreamLink(response.Message, clientName, route)).ConfigureAwait(false);
             return;
         }
 
-        if (response.Outcome == UpstreamOutcome.NotFound)
+        if (response.Outcome != UpstreamOutcome.NotFound
+            && await _cache.TryReadListingAsync(route.Upstream.Name, route.Repository, cacheKey, context.RequestAborted).ConfigureAwait(false) is { } cached)
         {
-            _metrics.Request(kind, RequestResults.NotFound, route.Upstream.Name);
-            await notFound.WriteAsync(context).ConfigureAwait(false);
+            _metrics.Request(RequestKinds.Referrers, RequestResults.Stale, route.Upstream.Name);
+            context.Response.Headers[HeaderNames.Warning] = StaleWarning(route, response.Detail);
+            if (artifactType is not null)
+            {
+                context.Response.Headers[RegistryHeaders.OciFiltersApplied] = "artifactType";
+            }
+
+            await WriteJsonAsync(context, cached, MediaTypes.OciIndex, null).ConfigureAwait(false);
             return;
         }
 
-        await ServeCachedListingAsync(context, route, kind, defaultContentType, cacheKey, response.Outcome, response.Detail, notFound).ConfigureAwait(false);
+        _metrics.Request(RequestKinds.Referrers, RequestResults.NotFound, route.Upstream.Name);
+        await OciError.ManifestUnknown(digest.Value, response.Outcome == UpstreamOutcome.NotFound
+            ? "the upstream does not serve referrers for this digest"
+            : "the upstream is unavailable and no referrers are cached").WriteAsync(context).ConfigureAwait(false);
     }
 
-    private async Task ServeCachedListingAsync(
-        HttpContext context, Route route, string kind, string contentType, string cacheKey, UpstreamOutcome outcome, string? detail, OciError notFound)
-    {
-        var cached = await _cache.TryReadListingAsync(route.Upstream.Name, route.Repository, cacheKey, context.RequestAborted).ConfigureAwait(false);
-        if (cached is null)
-        {
-            _metrics.Request(kind, RequestResults.Error, route.Upstream.Name);
-            var error = kind == RequestKinds.Referrers ? notFound : UpstreamError(route, outcome, null, detail, isBlob: false, "the tag list");
-            await error.WriteAsync(context).ConfigureAwait(false);
-            return;
-        }
-
-        _metrics.Request(kind, RequestResults.Stale, route.Upstream.Name);
-        context.Response.Headers[HeaderNames.Warning] = StaleWarning(route, detail);
-        await WriteJsonAsync(context, cached, contentType, null).ConfigureAwait(false);
-    }
+    private static string? UpstreamLink(HttpResponseMessage message, string clientName, Route route) =>
+        message.Headers.NonValidated.TryGetValues("Link", out var links) ? RewriteLink(links.ToString(), clientName, route.Namespace) : null;
 
     private static Task WriteJsonAsync(HttpContext context, byte[] body, string contentType, string? link)
     {
@@ -151,27 +166,46 @@ internal sealed partial class RegistryHandler
         return HttpMethods.IsHead(context.Request.Method) ? Task.CompletedTask : response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 
-    private static async Task<byte[]> ReadListingAsync(HttpResponseMessage message, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads a listing body of bounded size within <paramref name="deadline"/>; null when it is too large, too slow,
+    /// broken off, or not JSON.
+    /// </summary>
+    private async Task<byte[]?> TryReadListingAsync(HttpResponseMessage message, TimeSpan deadline, CancellationToken cancellationToken)
     {
         if (message.Content.Headers.ContentLength > MaxListingSize)
         {
-            throw new InvalidDataException($"listing larger than {MaxListingSize} bytes");
+            return null;
         }
 
-        await using var stream = await message.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        using var timeout = new CancellationTokenSource(deadline, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        try
         {
-            buffer.Write(chunk, 0, read);
-            if (buffer.Length > MaxListingSize)
+            await using var stream = await message.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
+            using var buffer = new MemoryStream();
+            var chunk = new byte[16 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(chunk, linked.Token).ConfigureAwait(false)) > 0)
             {
-                throw new InvalidDataException($"listing larger than {MaxListingSize} bytes");
+                buffer.Write(chunk, 0, read);
+                if (buffer.Length > MaxListingSize)
+                {
+                    return null;
+                }
             }
-        }
 
-        return buffer.ToArray();
+            var body = buffer.ToArray();
+            using (JsonDocument.Parse(body))
+            {
+            }
+
+            return body;
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException or JsonException
+            || (ex is OperationCanceledException && timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested))
+        {
+            return null;
+        }
     }
 
     /// <summary>

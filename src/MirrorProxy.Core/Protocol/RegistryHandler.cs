@@ -5,7 +5,6 @@ using MirrorProxy.PullThrough;
 using MirrorProxy.Routing;
 using MirrorProxy.Upstream;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 
 namespace MirrorProxy.Protocol;
 
@@ -20,16 +19,16 @@ internal sealed partial class RegistryHandler
     private readonly ManifestService _manifests;
     private readonly BlobService _blobs;
     private readonly MirrorMetrics _metrics;
-    private readonly ILogger<RegistryHandler> _logger;
+    private readonly TimeProvider _time;
 
-    public RegistryHandler(UpstreamRouter router, MirrorCache cache, ManifestService manifests, BlobService blobs, MirrorMetrics metrics, ILogger<RegistryHandler> logger)
+    public RegistryHandler(UpstreamRouter router, MirrorCache cache, ManifestService manifests, BlobService blobs, MirrorMetrics metrics, TimeProvider time)
     {
         _router = router;
         _cache = cache;
         _manifests = manifests;
         _blobs = blobs;
         _metrics = metrics;
-        _logger = logger;
+        _time = time;
     }
 
     /// <summary>Handles a request whose path has had <c>/v2</c> moved to the path base.</summary>

@@ -10,9 +10,8 @@ internal static class TagsPage
     /// upstream paginated (it sent a Link), its page and link stand; otherwise the mirror sorts the tags in ASCII order
     /// (as the spec asks) and applies <c>last</c> and <c>n</c> itself, with a Link to the next page when there is one.
     /// </summary>
-    public static (byte[] Body, string? Link) Paginate(byte[] upstreamBody, string clientName, int? limit, string? last, string? upstreamLink, string? ns)
+    public static (byte[] Body, string? Link) Paginate(IReadOnlyList<string> tags, string clientName, int? limit, string? last, string? upstreamLink, string? ns)
     {
-        var tags = ReadTags(upstreamBody);
         if (upstreamLink is not null)
         {
             return (Write(clientName, tags), upstreamLink);

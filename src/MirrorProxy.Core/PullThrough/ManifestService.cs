@@ -56,17 +56,20 @@ internal sealed partial class ManifestService
     private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<ManifestService> _logger;
-    private readonly TimeSpan _tagTtl;
+    private readonly TagFreshnessPolicy _freshness;
+    private readonly bool _honourNotFound;
     private readonly CancellationToken _stopping;
 
     public ManifestService(
-        MirrorCache cache, MirrorMetrics metrics, TimeProvider time, IOptions<MirrorProxyOptions> options, IHostApplicationLifetime lifetime, ILogger<ManifestService> logger)
+        MirrorCache cache, MirrorMetrics metrics, TimeProvider time, TagFreshnessPolicy freshness, IOptions<MirrorProxyOptions> options,
+        IHostApplicationLifetime lifetime, ILogger<ManifestService> logger)
     {
         _cache = cache;
         _metrics = metrics;
         _time = time;
         _logger = logger;
-        _tagTtl = options.Value.TagTtl;
+        _freshness = freshness;
+        _honourNotFound = options.Value.HonourUpstreamNotFound;
         _stopping = lifetime.ApplicationStopping;
     }
 
@@ -83,7 +86,8 @@ internal sealed partial class ManifestService
     public async ValueTask<ManifestResult> GetByTagAsync(Route route, string tag, CancellationToken cancellationToken)
     {
         var cached = await _cache.TryGetTagAsync(route.Upstream.Name, route.Repository, tag).ConfigureAwait(false);
-        if (cached is not null && _time.GetUtcNow() - cached.FetchedAt < _tagTtl && await IsStoredAsync(cached.Digest).ConfigureAwait(false))
+        if (cached is not null && _time.GetUtcNow() - cached.FetchedAt < _freshness.TtlFor(route.Upstream, route.Repository, tag)
+            && await IsStoredAsync(cached.Digest).ConfigureAwait(false))
         {
             return new ManifestResult(ManifestStatus.Hit, cached.Digest, cached.MediaType, cached.Size);
         }
@@ -122,9 +126,13 @@ internal sealed partial class ManifestService
                     return new ManifestResult(ManifestStatus.Hit, cached.Digest, cached.MediaType, cached.Size);
                 }
             }
+            else if (head.Outcome == UpstreamOutcome.NotFound && _honourNotFound)
+            {
+                return Deleted(route, tag, head);
+            }
             else if (head.Outcome != UpstreamOutcome.Failed)
             {
-                // Unreachable, 5xx, 429, 401/403, and 404 (an upstream deletion does not remove what the cache holds).
+                // Unreachable, 5xx, 429, 401/403, and 404 unless configured otherwise: serve what the cache holds.
                 return Stale(cached, head);
             }
         }
@@ -139,6 +147,11 @@ internal sealed partial class ManifestService
 
         if (!response.IsSuccess)
         {
+            if (cached is not null && response.Outcome == UpstreamOutcome.NotFound && _honourNotFound)
+            {
+                return Deleted(route, reference, response);
+            }
+
             if (cached is not null && response.Outcome != UpstreamOutcome.Failed && await IsStoredAsync(cached.Digest).ConfigureAwait(false))
             {
                 return Stale(cached, response);
@@ -155,13 +168,18 @@ internal sealed partial class ManifestService
         }
 
         byte[] bytes;
+        using var bodyDeadline = new CancellationTokenSource(route.Upstream.Options.RequestTimeout, _time);
+        using var bodyToken = CancellationTokenSource.CreateLinkedTokenSource(_stopping, bodyDeadline.Token);
         try
         {
-            bytes = await ReadLimitedAsync(content, MaxManifestSize, _stopping).ConfigureAwait(false);
+            // A manifest is small: a body that trickles past the request timeout is treated as no answer.
+            bytes = await ReadLimitedAsync(content, MaxManifestSize, bodyToken.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException)
+        catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException
+            || (ex is OperationCanceledException && bodyDeadline.IsCancellationRequested && !_stopping.IsCancellationRequested))
         {
-            return new ManifestResult(ManifestStatus.Unavailable, default, "", 0) { UpstreamOutcome = UpstreamOutcome.Unreachable, Detail = ex.Message };
+            var failure = new ManifestResult(ManifestStatus.Unavailable, default, "", 0) { UpstreamOutcome = UpstreamOutcome.Unreachable, Detail = ex.Message };
+            return cached is not null && await IsStoredAsync(cached.Digest).ConfigureAwait(false) ? Stale(cached, new UpstreamResponse(UpstreamOutcome.Unreachable, null, ex.Message)) : failure;
         }
 
         var digest = expected ?? (Digest.TryParse(HeaderValue(response.Message, "Docker-Content-Digest"), out var announced) && announced.IsSha512
@@ -186,6 +204,14 @@ internal sealed partial class ManifestService
 
     private ManifestResult Stale(TagRecord cached, in UpstreamResponse response) =>
         new(ManifestStatus.Stale, cached.Digest, cached.MediaType, cached.Size) { UpstreamOutcome = response.Outcome, Detail = response.Detail };
+
+    /// <summary>The upstream no longer has a cached tag, and the policy says to believe it: the mirror forgets the tag.</summary>
+    private ManifestResult Deleted(Route route, string tag, in UpstreamResponse response)
+    {
+        _cache.DeleteTag(route.Upstream.Name, route.Repository, tag);
+        Log.TagDeleted(_logger, route.Upstream.Name, route.Repository, tag);
+        return new ManifestResult(ManifestStatus.NotFound, default, "", 0) { UpstreamOutcome = response.Outcome, Detail = response.Detail };
+    }
 
     private ManifestResult Invalid(Route route, string reference, string reason)
     {
@@ -239,5 +265,8 @@ internal sealed partial class ManifestService
 
         [LoggerMessage(3102, LogLevel.Warning, "Manifest {Repository}:{Reference} from {Upstream} rejected: {Reason}")]
         public static partial void ManifestInvalid(ILogger logger, string upstream, string repository, string reference, string reason);
+
+        [LoggerMessage(3103, LogLevel.Information, "Tag {Repository}:{Tag} is gone from {Upstream}; removed from the cache")]
+        public static partial void TagDeleted(ILogger logger, string upstream, string repository, string tag);
     }
 }

@@ -29,10 +29,24 @@ public sealed class UpstreamOptions
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Time to response headers for blob requests (redirects to object storage included).</summary>
-    public TimeSpan BlobRequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan BlobRequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>A blob body that makes no progress for this long is abandoned.</summary>
     public TimeSpan BlobIdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Revalidation window for this upstream's tags, when no tag rule matches; defaults to the global TagTtl.</summary>
+    public TimeSpan? TagTtl { get; set; }
+
+    /// <summary>Share of failed requests (in the sampling window) that marks the upstream down.</summary>
+    public double BreakerFailureRatio { get; set; } = 0.5;
+
+    /// <summary>Requests the sampling window must hold before the ratio counts (at least 2).</summary>
+    public int BreakerMinimumThroughput { get; set; } = 2;
+
+    public TimeSpan BreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the upstream stays marked down before the next probe; also the probe interval.</summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(5);
 
     public override string ToString() => $"{Name}={Url}";
 }

@@ -36,7 +36,6 @@ internal sealed partial class UpstreamRegistry : IDisposable
 
     private readonly HttpMessageInvoker _invoker;
     private readonly TokenCache _tokens;
-    private readonly IUpstreamHealth _health;
     private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -45,20 +44,19 @@ internal sealed partial class UpstreamRegistry : IDisposable
     private readonly string _rootPath;
     private readonly ConcurrentDictionary<string, AuthChallenge> _challenges = new(StringComparer.OrdinalIgnoreCase);
 
-    public UpstreamRegistry(UpstreamOptions options, IUpstreamHealth health, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
-        : this(options, CreateInvoker(options), health, metrics, time, loggerFactory)
+    public UpstreamRegistry(UpstreamOptions options, OfflineMode offline, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+        : this(options, CreateInvoker(options), offline, metrics, time, loggerFactory)
     {
     }
 
     public UpstreamRegistry(
-        UpstreamOptions options, HttpMessageInvoker invoker, IUpstreamHealth health, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+        UpstreamOptions options, HttpMessageInvoker invoker, OfflineMode offline, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
     {
         Options = options;
         Name = options.Name;
         Names = [options.Name, .. options.Aliases];
         LibraryPrefix = options.LibraryPrefix ?? options.Name.Equals("docker.io", StringComparison.OrdinalIgnoreCase);
         _invoker = invoker;
-        _health = health;
         _metrics = metrics;
         _time = time;
         _logger = loggerFactory.CreateLogger<UpstreamRegistry>();
@@ -80,7 +78,13 @@ internal sealed partial class UpstreamRegistry : IDisposable
         {
             _basicCredentials = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{options.Username}:{password}")));
         }
+
+        Resilience = new UpstreamResilience(Name, options, offline, time, _logger);
+        Resilience.SetProbe(ProbeAsync);
     }
+
+    /// <summary>Circuit breaker and timeouts for this upstream.</summary>
+    public UpstreamResilience Resilience { get; }
 
     public UpstreamOptions Options { get; }
 
@@ -98,41 +102,40 @@ internal sealed partial class UpstreamRegistry : IDisposable
 
     public string NormalizeRepository(string name) => LibraryPrefix && !name.Contains('/') ? "library/" + name : name;
 
-    /// <summary>Sends a request and follows redirects and auth challenges until a final answer or the time-to-headers budget runs out.</summary>
+    /// <summary>
+    /// Sends a request and follows redirects and auth challenges until a final answer, within the time-to-headers
+    /// budget and unless the upstream is marked down or the mirror is offline.
+    /// </summary>
     public async ValueTask<UpstreamResponse> SendAsync(UpstreamRequest request, CancellationToken cancellationToken)
     {
-        if (!_health.ShouldAttempt(Name))
-        {
-            return new UpstreamResponse(UpstreamOutcome.Skipped, null, "upstream is marked unavailable");
-        }
-
         var timeout = request.IsBlob ? Options.BlobRequestTimeout : Options.RequestTimeout;
-        using var timeoutSource = new CancellationTokenSource(timeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
         var started = _time.GetTimestamp();
-        UpstreamResponse response;
-        try
+        var response = await Resilience.ExecuteAsync(
+            static (state, ct) => state.Self.SendCoreAsync(state.Request, ct), (Self: this, Request: request), timeout, cancellationToken).ConfigureAwait(false);
+
+        if (response.Outcome == UpstreamOutcome.Skipped)
         {
-            response = await SendCoreAsync(request, linked.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            response = new UpstreamResponse(UpstreamOutcome.Unreachable, null, $"no response headers within {timeout.TotalSeconds:0.###} s");
-        }
-        catch (HttpRequestException ex)
-        {
-            response = new UpstreamResponse(UpstreamOutcome.Unreachable, null, Describe(ex));
+            return response;
         }
 
         var elapsed = _time.GetElapsedTime(started);
         _metrics.UpstreamRequest(Name, response.StatusCode is { } status ? ((int)status).ToString(System.Globalization.CultureInfo.InvariantCulture) : response.Outcome.ToString(), elapsed.TotalSeconds);
-        _health.Report(Name, response.Outcome);
         if (response.Outcome is not (UpstreamOutcome.Success or UpstreamOutcome.NotFound))
         {
             Log.UpstreamFailed(_logger, Name, request.Repository, request.Path, response.Outcome, response.Detail ?? response.StatusCode?.ToString() ?? "", elapsed.TotalMilliseconds);
         }
 
         return response;
+    }
+
+    /// <summary><c>GET /v2/</c> without credentials: any answer below 500 (401 included) means the upstream is serving.</summary>
+    private async Task<UpstreamResponse> ProbeAsync(CancellationToken cancellationToken)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, _rootPath);
+        message.Headers.UserAgent.Add(UserAgent);
+        using var response = await _invoker.SendAsync(message, cancellationToken).ConfigureAwait(false);
+        var outcome = UpstreamResponse.Classify(response.StatusCode);
+        return new UpstreamResponse(outcome is UpstreamOutcome.ServerError or UpstreamOutcome.RateLimited ? outcome : UpstreamOutcome.Success, null);
     }
 
     private async Task<UpstreamResponse> SendCoreAsync(UpstreamRequest request, CancellationToken cancellationToken)
@@ -278,12 +281,6 @@ internal sealed partial class UpstreamRegistry : IDisposable
 
     private static string Authority(Uri uri) => $"{uri.Scheme}://{uri.Authority}";
 
-    private static string Describe(HttpRequestException ex)
-    {
-        var inner = ex.InnerException?.Message;
-        return ex.HttpRequestError == HttpRequestError.Unknown || inner is null ? ex.Message : $"{ex.HttpRequestError}: {inner}";
-    }
-
     private static string ReadFirstLine(string path)
     {
         using var reader = new StreamReader(path);
@@ -301,7 +298,11 @@ internal sealed partial class UpstreamRegistry : IDisposable
         EnableMultipleHttp2Connections = true,
     }, disposeHandler: true);
 
-    public void Dispose() => _invoker.Dispose();
+    public void Dispose()
+    {
+        Resilience.Dispose();
+        _invoker.Dispose();
+    }
 
     private static partial class Log
     {

@@ -17,6 +17,9 @@ internal sealed record ServeFlags
     public IReadOnlyList<string> Upstreams { get; init; } = [];
 
     public int? TagTtlSeconds { get; init; }
+
+    /// <summary>True sets <c>Offline</c>; false leaves the configured value.</summary>
+    public bool Offline { get; init; }
 }
 
 /// <summary>Thrown for configuration that cannot even be read (a missing file, a malformed flag).</summary>
@@ -155,6 +158,11 @@ internal static class ConfigurationLoader
             }
 
             result[$"{Root}:TagTtl"] = TimeSpan.FromSeconds(ttl).ToString("c", CultureInfo.InvariantCulture);
+        }
+
+        if (flags.Offline)
+        {
+            result[$"{Root}:Offline"] = "true";
         }
 
         for (var i = 0; i < flags.Upstreams.Count; i++)

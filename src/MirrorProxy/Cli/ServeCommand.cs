@@ -19,8 +19,9 @@ internal static class ServeCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var tagTtl = new Option<int?>("--tag-ttl") { Description = "Seconds a cached tag is served without asking upstream (0 = always revalidate)." };
+        var offline = new Option<bool>("--offline") { Description = "Never dial an upstream: serve from the cache only (switchable at run time: PUT /admin/offline?enabled=false)." };
 
-        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl };
+        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl, offline };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var flags = new ServeFlags
@@ -30,6 +31,7 @@ internal static class ServeCommand
                 CacheDirectory = parse.GetValue(cache),
                 Upstreams = parse.GetValue(upstream) ?? [],
                 TagTtlSeconds = parse.GetValue(tagTtl),
+                Offline = parse.GetValue(offline),
             };
             return await RunAsync(flags, cancellationToken).ConfigureAwait(false);
         });

@@ -1,0 +1,58 @@
+using System.Net;
+using System.Text.Json;
+using MirrorProxy.Hosting;
+using MirrorProxy.Resilience;
+using MirrorProxy.Upstream;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace MirrorProxy.Admin;
+
+/// <summary>
+/// Operator endpoints under <c>/admin/</c>. They answer loopback clients only unless <c>Admin:AllowRemote</c>
+/// is set (in Kubernetes, <c>kubectl port-forward</c> and <c>exec</c> arrive on loopback).
+/// </summary>
+internal static class AdminEndpoints
+{
+    public static void MapAdminEndpoints(this IEndpointRouteBuilder app)
+    {
+        var allowRemote = app.ServiceProvider.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Admin.AllowRemote;
+        var admin = app.MapGroup("/admin");
+        admin.AddEndpointFilter(async (context, next) =>
+            allowRemote || IsLoopback(context.HttpContext.Connection.RemoteIpAddress)
+                ? await next(context).ConfigureAwait(false)
+                : Results.Json(new AdminError("admin endpoints answer loopback clients only (set MirrorProxy:Admin:AllowRemote)"), AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status403Forbidden));
+
+        admin.MapGet("/offline", static (OfflineMode offline) => Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState));
+        admin.MapPut("/offline", static (OfflineMode offline, bool? enabled) =>
+        {
+            if (enabled is null)
+            {
+                return Results.Json(new AdminError("give ?enabled=true or ?enabled=false"), AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status400BadRequest);
+            }
+
+            offline.Set(enabled.Value);
+            return Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState);
+        });
+        admin.MapGet("/upstreams", static (UpstreamRegistrySet upstreams) => Results.Json(
+            upstreams.All.Select(u => new UpstreamState(u.Name, u.Options.Url, u.Resilience.State.ToString().ToLowerInvariant())).ToArray(),
+            AdminJsonContext.Default.UpstreamStateArray));
+    }
+
+    private static bool IsLoopback(IPAddress? address) => address is null || IPAddress.IsLoopback(address);
+}
+
+internal sealed record OfflineState(bool Offline);
+
+internal sealed record UpstreamState(string Name, string Url, string State);
+
+internal sealed record AdminError(string Error);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(OfflineState))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(UpstreamState[]))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(AdminError))]
+internal sealed partial class AdminJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
