@@ -11,6 +11,9 @@ public sealed class CacheOptions
     /// <summary>In-memory part of the FASTER log in bytes (a power of two, at least 256 KiB).</summary>
     public long LogMemoryBytes { get; set; } = 1L << 23;
 
+    /// <summary>Below this much free space on the cache's file system the mirror reports not ready.</summary>
+    public Hosting.ByteSize MinFreeDisk { get; set; } = new(256L << 20);
+
     /// <summary>How often index changes are checkpointed to disk.</summary>
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -14,6 +14,8 @@ internal sealed partial class MirrorCache : IDisposable
 {
     private const byte RecordVersion = 1;
     private readonly CacheIndex _index;
+    private long _bytes;
+    private long _objects;
 
     private MirrorCache(ContentStore store, CacheIndex index)
     {
@@ -35,26 +37,46 @@ internal sealed partial class MirrorCache : IDisposable
 
         var index = CacheIndex.Open(store.IndexDirectory, options, logger);
         var cache = new MirrorCache(store, index);
+        var started = time.GetTimestamp();
+        var (content, tags) = cache.Scan(indexContent: !index.Recovered);
         if (!index.Recovered)
         {
-            var started = time.GetTimestamp();
-            var (content, tags) = cache.RebuildIndex();
             Log.IndexRebuilt(logger, content, tags, time.GetElapsedTime(started).TotalMilliseconds);
         }
 
         return cache;
     }
 
+    /// <summary>Total bytes of content in the cache.</summary>
+    public long TotalBytes => Interlocked.Read(ref _bytes);
+
+    /// <summary>Number of content objects (blobs and manifests) in the cache.</summary>
+    public long ObjectCount => Interlocked.Read(ref _objects);
+
     /// <summary>Fills the index from the files. Returns the number of content objects and tags indexed.</summary>
-    public (int Content, int Tags) RebuildIndex()
+    public (int Content, int Tags) RebuildIndex() => Scan(indexContent: true);
+
+    /// <summary>Counts the content on disk and indexes every tag; when asked, indexes the content too.</summary>
+    private (int Content, int Tags) Scan(bool indexContent)
     {
         var content = 0;
+        long bytes = 0;
         foreach (var (digest, size, mediaType) in Store.EnumerateContent())
         {
-            IndexContent(digest, new ContentEntry(size, mediaType));
+            if (indexContent)
+            {
+                IndexContent(digest, new ContentEntry(size, mediaType));
+            }
+
+            bytes += size;
             content++;
         }
 
+        Interlocked.Exchange(ref _bytes, bytes);
+        Interlocked.Exchange(ref _objects, content);
+
+        // Tags are re-indexed even when the index was recovered: a checkpoint predates the last tag updates, and
+        // the tag files (written before any answer used them) are the truth.
         var tags = 0;
         foreach (var (upstream, repository, tag, record) in Store.EnumerateTags())
         {
@@ -89,15 +111,31 @@ internal sealed partial class MirrorCache : IDisposable
 
     public async Task PutManifestAsync(Digest digest, ReadOnlyMemory<byte> content, string mediaType, CancellationToken cancellationToken)
     {
+        var isNew = !Store.TryStat(digest, out _);
         await Store.PutManifestAsync(digest, content, mediaType, cancellationToken).ConfigureAwait(false);
         IndexContent(digest, new ContentEntry(content.Length, mediaType));
+        if (isNew)
+        {
+            Counted(content.Length);
+        }
     }
 
     /// <summary>Publishes a verified blob from <paramref name="tempPath"/>.</summary>
     public void PublishBlob(string tempPath, Digest digest, long size)
     {
+        var isNew = !Store.TryStat(digest, out _);
         Store.Publish(tempPath, digest);
         IndexContent(digest, new ContentEntry(size, null));
+        if (isNew)
+        {
+            Counted(size);
+        }
+    }
+
+    private void Counted(long bytes)
+    {
+        Interlocked.Add(ref _bytes, bytes);
+        Interlocked.Increment(ref _objects);
     }
 
     /// <summary>The bytes of a cached manifest, or null when its file is gone.</summary>

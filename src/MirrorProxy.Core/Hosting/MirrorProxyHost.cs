@@ -1,5 +1,7 @@
 using System.Net;
 using MirrorProxy.Admin;
+using MirrorProxy.Metrics;
+using MirrorProxy.Readiness;
 using MirrorProxy.Protocol;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -56,7 +58,9 @@ internal static class MirrorProxyHost
     {
         var handler = app.Services.GetRequiredService<RegistryHandler>();
         app.Map("/v2", branch => branch.Run(handler.HandleAsync));
-        app.MapGet("/healthz", static () => Results.Text("ok\n"));
+        app.MapHealthEndpoints();
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapAdminEndpoints();
+        _ = app.Services.GetRequiredService<MirrorGauges>();
     }
 }

@@ -10,6 +10,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace MirrorProxy.Hosting;
 
@@ -23,6 +25,10 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.TryAddSingleton<MirrorMetrics>();
+        services.TryAddSingleton<MirrorGauges>();
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("mirrorproxy"))
+            .WithMetrics(metrics => metrics.AddMeter(MirrorMetrics.MeterName).AddPrometheusExporter());
         services.TryAddSingleton(static sp => new OfflineMode(sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Offline));
 
         services.TryAddSingleton(static sp =>

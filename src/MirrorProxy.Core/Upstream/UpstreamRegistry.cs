@@ -119,7 +119,7 @@ internal sealed partial class UpstreamRegistry : IDisposable
         }
 
         var elapsed = _time.GetElapsedTime(started);
-        _metrics.UpstreamRequest(Name, response.StatusCode is { } status ? ((int)status).ToString(System.Globalization.CultureInfo.InvariantCulture) : response.Outcome.ToString(), elapsed.TotalSeconds);
+        _metrics.UpstreamRequest(Name, response.StatusCode is { } status ? ((int)status).ToString(System.Globalization.CultureInfo.InvariantCulture) : response.Outcome.ToString().ToLowerInvariant(), elapsed.TotalSeconds);
         if (response.Outcome is not (UpstreamOutcome.Success or UpstreamOutcome.NotFound))
         {
             Log.UpstreamFailed(_logger, Name, request.Repository, request.Path, response.Outcome, response.Detail ?? response.StatusCode?.ToString() ?? "", elapsed.TotalMilliseconds);
@@ -224,6 +224,11 @@ internal sealed partial class UpstreamRegistry : IDisposable
                 continue;
             }
 
+            if (response.Headers.NonValidated.TryGetValues("ratelimit-remaining", out var remaining) && TryParseRateLimit(remaining.ToString(), out var left))
+            {
+                _metrics.RateLimitRemaining(Name, left);
+            }
+
             var outcome = UpstreamResponse.Classify(response.StatusCode);
             return new UpstreamResponse(outcome, response, outcome == UpstreamOutcome.Success ? null : $"HTTP {status} from {uri.Host}");
         }
@@ -280,6 +285,13 @@ internal sealed partial class UpstreamRegistry : IDisposable
     }
 
     private static string Authority(Uri uri) => $"{uri.Scheme}://{uri.Authority}";
+
+    /// <summary>Docker Hub sends <c>ratelimit-remaining: 76;w=21600</c>.</summary>
+    internal static bool TryParseRateLimit(string value, out long remaining)
+    {
+        var semicolon = value.IndexOf(';');
+        return long.TryParse(semicolon < 0 ? value : value.AsSpan(0, semicolon), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out remaining);
+    }
 
     private static string ReadFirstLine(string path)
     {

@@ -1,0 +1,47 @@
+using System.Diagnostics.Metrics;
+using MirrorProxy.Cache;
+using MirrorProxy.Resilience;
+using MirrorProxy.Upstream;
+
+namespace MirrorProxy.Metrics;
+
+/// <summary>Gauges observed from the state their owners keep: cache size, and each upstream's health.</summary>
+internal sealed class MirrorGauges
+{
+    private static readonly UpstreamHealthState[] States = Enum.GetValues<UpstreamHealthState>();
+
+    public MirrorGauges(MirrorMetrics metrics, MirrorCache cache, UpstreamRegistrySet upstreams)
+    {
+        var meter = metrics.Meter;
+        meter.CreateObservableGauge("mirrorproxy.cache.size", () => cache.TotalBytes, "By", "Bytes of content in the cache.");
+        meter.CreateObservableGauge("mirrorproxy.cache.objects", () => cache.ObjectCount, "{object}", "Content objects (blobs and manifests) in the cache.");
+        meter.CreateObservableGauge("mirrorproxy.cache.disk.free", () => FreeSpace(cache.Store.Root), "By", "Free space on the cache's file system.");
+        meter.CreateObservableGauge("mirrorproxy.upstream.state", () => ObserveStates(upstreams), "{state}",
+            "1 for each upstream's current state (healthy, down, probing, offline), 0 for the others.");
+    }
+
+    private static long FreeSpace(string path)
+    {
+        try
+        {
+            return new DriveInfo(path).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return 0;
+        }
+    }
+
+    private static IEnumerable<Measurement<int>> ObserveStates(UpstreamRegistrySet upstreams)
+    {
+        foreach (var upstream in upstreams.All)
+        {
+            var current = upstream.Resilience.State;
+            foreach (var state in States)
+            {
+                yield return new Measurement<int>(state == current ? 1 : 0,
+                    new KeyValuePair<string, object?>("upstream", upstream.Name), new KeyValuePair<string, object?>("state", state.ToString().ToLowerInvariant()));
+            }
+        }
+    }
+}
