@@ -35,21 +35,26 @@ internal static class ManifestMediaType
                     continue;
                 }
 
-                if (reader.ValueTextEquals("mediaType"u8) && reader.Read() && reader.TokenType == JsonTokenType.String)
+                var isMediaType = reader.ValueTextEquals("mediaType"u8);
+                var isSchemaVersion = reader.ValueTextEquals("schemaVersion"u8);
+                hasManifests |= reader.ValueTextEquals("manifests"u8);
+                hasSignatures |= reader.ValueTextEquals("signatures"u8);
+                if (!reader.Read())
+                {
+                    break;
+                }
+
+                if (isMediaType && reader.TokenType == JsonTokenType.String)
                 {
                     mediaType = reader.GetString();
                 }
-                else if (reader.ValueTextEquals("schemaVersion"u8) && reader.Read() && reader.TokenType == JsonTokenType.Number)
+                else if (isSchemaVersion && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var version))
                 {
-                    schemaVersion = reader.GetInt32();
+                    schemaVersion = version;
                 }
-                else
-                {
-                    hasManifests |= reader.ValueTextEquals("manifests"u8);
-                    hasSignatures |= reader.ValueTextEquals("signatures"u8);
-                    reader.Read();
-                    reader.Skip();
-                }
+
+                // Objects and arrays are skipped whole; scalars need nothing more.
+                reader.Skip();
             }
 
             if (!string.IsNullOrEmpty(mediaType))

@@ -49,6 +49,7 @@ internal static class MediaTypes
             {
                 var item = header.AsSpan()[range];
                 var semicolon = item.IndexOf(';');
+                var parameters = semicolon >= 0 ? item[(semicolon + 1)..] : default;
                 if (semicolon >= 0)
                 {
                     item = item[..semicolon];
@@ -61,6 +62,11 @@ internal static class MediaTypes
                 }
 
                 sawAny = true;
+                if (IsZeroQuality(parameters))
+                {
+                    continue; // q=0: explicitly not acceptable (RFC 9110 §12.4.2)
+                }
+
                 if (item is "*/*" || (mediaType is not null && item.Equals(mediaType, StringComparison.OrdinalIgnoreCase)))
                 {
                     return true;
@@ -74,5 +80,20 @@ internal static class MediaTypes
         }
 
         return !sawAny;
+    }
+
+    private static bool IsZeroQuality(ReadOnlySpan<char> parameters)
+    {
+        foreach (var range in parameters.Split(';'))
+        {
+            var parameter = parameters[range].Trim();
+            if (parameter.StartsWith("q=", StringComparison.OrdinalIgnoreCase)
+                && double.TryParse(parameter[2..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var q))
+            {
+                return q <= 0;
+            }
+        }
+
+        return false;
     }
 }

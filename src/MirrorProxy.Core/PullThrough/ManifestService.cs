@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Collections.Concurrent;
+using MirrorProxy.Common;
 using MirrorProxy.Cache;
 using MirrorProxy.Hosting;
 using MirrorProxy.Metrics;
@@ -48,10 +48,13 @@ internal readonly record struct ManifestResult(ManifestStatus Status, Digest Dig
 /// </summary>
 internal sealed partial class ManifestService
 {
-    /// <summary>containerd's limit; larger answers are not manifests.</summary>
+    /// <summary>
+    /// containerd's limit, copied exactly (its <c>MaxManifestSize</c> is written <c>4 * 1048 * 1048</c>): a manifest
+    /// containerd would reject is not worth storing.
+    /// </summary>
     public const int MaxManifestSize = 4 * 1048 * 1048;
 
-    private readonly ConcurrentDictionary<string, Task<ManifestResult>> _inflight = new(StringComparer.Ordinal);
+    private readonly SingleFlight<ManifestResult> _exchanges = new();
     private readonly MirrorCache _cache;
     private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
@@ -98,18 +101,7 @@ internal sealed partial class ManifestService
     private async ValueTask<ManifestResult> SharedAsync(Route route, string reference, Func<Task<ManifestResult>> work, CancellationToken cancellationToken)
     {
         var key = string.Concat(route.Upstream.Name, "\n", route.Repository, "\n", reference);
-        var task = _inflight.GetOrAdd(key, static (_, work) => Task.Run(work), work);
-        try
-        {
-            return await task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (task.IsCompleted)
-            {
-                _inflight.TryRemove(new KeyValuePair<string, Task<ManifestResult>>(key, task));
-            }
-        }
+        return await _exchanges.RunAsync(key, static work => work(), work, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<ManifestResult> RevalidateAsync(Route route, string tag, TagRecord? cached)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using MirrorProxy.Common;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -15,7 +16,7 @@ internal sealed partial class TokenCache
     private static readonly TimeSpan ExpirySkew = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Task<string?>> _inflight = new(StringComparer.Ordinal);
+    private readonly SingleFlight<string?> _fetches = new();
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
@@ -52,24 +53,16 @@ internal sealed partial class TokenCache
         }
 
         var key = Key(realm, service, scope);
-        var fetch = _inflight.GetOrAdd(key, _ => FetchAsync(invoker, key, realm, service, scope, credentials, timeout));
-        try
-        {
-            return await fetch.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (fetch.IsCompleted)
-            {
-                _inflight.TryRemove(new KeyValuePair<string, Task<string?>>(key, fetch));
-            }
-        }
+        return await _fetches.RunAsync(
+            key,
+            static s => s.Self.FetchAsync(s.Invoker, s.Key, s.Realm, s.Service, s.Scope, s.Credentials, s.Timeout),
+            (Self: this, Invoker: invoker, Key: key, Realm: realm, Service: service, Scope: scope, Credentials: credentials, Timeout: timeout),
+            cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<string?> FetchAsync(
         HttpMessageInvoker invoker, string key, string realm, string? service, string scope, AuthenticationHeaderValue? credentials, TimeSpan timeout)
     {
-        await Task.Yield();
         if (!Uri.TryCreate(realm, UriKind.Absolute, out var realmUri) || realmUri.Scheme is not ("http" or "https"))
         {
             Log.BadRealm(_logger, realm);
@@ -99,34 +92,20 @@ internal sealed partial class TokenCache
 
             await using var body = await response.Content.ReadAsStreamAsync(cts.Token).ConfigureAwait(false);
             using var json = await JsonDocument.ParseAsync(body, default, cts.Token).ConfigureAwait(false);
-            var root = json.RootElement;
-            var token = root.TryGetProperty("token", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()
-                : root.TryGetProperty("access_token", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString() : null;
-            if (string.IsNullOrEmpty(token))
+            if (!TryReadToken(json.RootElement, out var token, out var lifetime, out var issuedAt))
             {
                 Log.TokenMissing(_logger, realmUri.Host);
                 return null;
             }
 
-            var lifetime = root.TryGetProperty("expires_in", out var e) && e.TryGetInt32(out var seconds) && seconds > 0
-                ? TimeSpan.FromSeconds(seconds) : DefaultLifetime;
-            if (lifetime < DefaultLifetime)
-            {
-                lifetime = DefaultLifetime;
-            }
-
-            var issuedAt = root.TryGetProperty("issued_at", out var i) && i.ValueKind == JsonValueKind.String
-                && DateTimeOffset.TryParse(i.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var issued)
-                ? issued : _time.GetUtcNow();
-
             // A clock that disagrees with the token server must not make a fresh token look expired.
             var now = _time.GetUtcNow();
-            if (issuedAt > now || issuedAt < now - lifetime)
+            if (issuedAt is not { } issued || issued > now || issued < now - lifetime)
             {
                 issuedAt = now;
             }
 
-            _tokens[key] = new CachedToken(token, issuedAt + lifetime - ExpirySkew);
+            _tokens[key] = new CachedToken(token, issuedAt.Value + lifetime - ExpirySkew);
             return token;
         }
         catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or JsonException or IOException)
@@ -134,6 +113,57 @@ internal sealed partial class TokenCache
             Log.TokenFailed(_logger, realmUri.Host, ex.Message);
             return null;
         }
+    }
+
+    /// <summary>
+    /// Reads <c>token</c> (or <c>access_token</c>), <c>expires_in</c> (a number, or a numeric string as some token
+    /// services send; at least 60 s) and <c>issued_at</c> from a token answer of any shape.
+    /// </summary>
+    internal static bool TryReadToken(JsonElement root, out string token, out TimeSpan lifetime, out DateTimeOffset? issuedAt)
+    {
+        token = "";
+        lifetime = DefaultLifetime;
+        issuedAt = null;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return false;
+        }
+
+        foreach (var name in (ReadOnlySpan<string>)["token", "access_token"])
+        {
+            if (root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text)
+            {
+                token = text;
+                break;
+            }
+        }
+
+        if (token.Length == 0)
+        {
+            return false;
+        }
+
+        if (root.TryGetProperty("expires_in", out var expires))
+        {
+            var seconds = expires.ValueKind switch
+            {
+                JsonValueKind.Number when expires.TryGetDouble(out var n) => n,
+                JsonValueKind.String when double.TryParse(expires.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) => n,
+                _ => 0,
+            };
+            if (seconds > DefaultLifetime.TotalSeconds && seconds < TimeSpan.MaxValue.TotalSeconds)
+            {
+                lifetime = TimeSpan.FromSeconds(seconds);
+            }
+        }
+
+        if (root.TryGetProperty("issued_at", out var issued) && issued.ValueKind == JsonValueKind.String
+            && DateTimeOffset.TryParse(issued.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
+        {
+            issuedAt = at;
+        }
+
+        return true;
     }
 
     private static string Key(string realm, string? service, string scope) => string.Concat(realm, "\n", service, "\n", scope);

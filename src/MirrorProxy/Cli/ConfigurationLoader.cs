@@ -34,6 +34,7 @@ internal sealed class ConfigurationLoadException(string message) : Exception(mes
 internal static class ConfigurationLoader
 {
     private const string UpstreamsPrefix = MirrorProxyOptions.SectionName + ":Upstreams";
+    private const string DefaultUpstreamKey = MirrorProxyOptions.SectionName + ":DefaultUpstream";
 
     public static IConfiguration Load(ServeFlags flags, IDictionary<string, string?>? environment = null)
     {
@@ -69,13 +70,14 @@ internal static class ConfigurationLoader
         layers.Add(FromEnvironment(environment ?? ReadEnvironment()));
         layers.Add(FromFlags(flags));
 
+        // The default upstream names an entry of the list, so a layer below the one that set the list cannot choose it.
         var merged = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         var upstreamLayer = layers.FindLastIndex(layer => layer.Keys.Any(IsUpstreamKey));
         for (var i = 0; i < layers.Count; i++)
         {
             foreach (var (key, value) in layers[i])
             {
-                if (!IsUpstreamKey(key) || i == upstreamLayer)
+                if (IsUpstreamKey(key) ? i == upstreamLayer : !key.Equals(DefaultUpstreamKey, StringComparison.OrdinalIgnoreCase) || i >= upstreamLayer)
                 {
                     merged[key] = value;
                 }
