@@ -23,12 +23,23 @@ internal static class MirrorProxyHost
 
         builder.Logging.ClearProviders();
         builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
-        builder.Logging.AddSimpleConsole(console =>
+        if (string.Equals(configuration[$"{MirrorProxyOptions.SectionName}:LogFormat"], "json", StringComparison.OrdinalIgnoreCase))
         {
-            console.SingleLine = true;
-            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-            console.UseUtcTimestamp = true;
-        });
+            builder.Logging.AddJsonConsole(json =>
+            {
+                json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                json.UseUtcTimestamp = true;
+            });
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(console =>
+            {
+                console.SingleLine = true;
+                console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                console.UseUtcTimestamp = true;
+            });
+        }
         configureLogging?.Invoke(builder.Logging);
 
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -56,9 +67,15 @@ internal static class MirrorProxyHost
 
     public static void MapMirrorProxy(this WebApplication app)
     {
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MirrorProxyOptions>>().Value.AccessLog)
+        {
+            app.UseMiddleware<AccessLogMiddleware>();
+        }
+
         var handler = app.Services.GetRequiredService<RegistryHandler>();
         app.Map("/v2", branch => branch.Run(handler.HandleAsync));
         app.MapHealthEndpoints();
+        app.MapStatusEndpoints();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapAdminEndpoints();
         _ = app.Services.GetRequiredService<MirrorGauges>();

@@ -34,6 +34,12 @@ public sealed class MirrorProxyOptions
     public bool Offline { get; set; }
 
     public AdminOptions Admin { get; set; } = new();
+
+    /// <summary>Console log format: <c>text</c> (one line per event) or <c>json</c> (for log shippers).</summary>
+    public string LogFormat { get; set; } = "text";
+
+    /// <summary>Log one line per request. Off by default, so cache hits cost no log line.</summary>
+    public bool AccessLog { get; set; }
 }
 
 /// <summary>A revalidation window for tags matching glob patterns (<c>*</c> any run of characters, <c>?</c> one).</summary>

@@ -53,6 +53,11 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
             }
         }
 
+        if (options.LogFormat is not ("text" or "json"))
+        {
+            failures.Add($"{Root}:LogFormat: must be text or json, got '{options.LogFormat}'");
+        }
+
         var cache = options.Cache;
         if (string.IsNullOrWhiteSpace(cache.Path))
         {

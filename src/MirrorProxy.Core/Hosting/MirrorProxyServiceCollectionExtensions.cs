@@ -1,6 +1,7 @@
 using MirrorProxy.Cache;
 using MirrorProxy.Metrics;
 using MirrorProxy.Protocol;
+using MirrorProxy.Readiness;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Resilience;
 using MirrorProxy.Routing;
@@ -55,6 +56,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<ManifestService>();
         services.TryAddSingleton<BlobService>();
         services.TryAddSingleton<RegistryHandler>();
+        services.TryAddSingleton<ImageCheckService>();
         return services;
     }
 }

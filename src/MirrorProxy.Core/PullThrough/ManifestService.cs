@@ -134,6 +134,7 @@ internal sealed partial class ManifestService
 
     private async Task<ManifestResult> FetchAsync(Route route, string reference, Digest? expected, TagRecord? cached)
     {
+        var started = _time.GetTimestamp();
         using var response = await route.Upstream.SendAsync(
             new UpstreamRequest(HttpMethod.Get, route.Repository, "manifests/" + reference) { Accept = MediaTypes.ManifestAccept }, _stopping).ConfigureAwait(false);
 
@@ -190,7 +191,7 @@ internal sealed partial class ManifestService
             await _cache.PutTagAsync(route.Upstream.Name, route.Repository, reference, new TagRecord(digest, mediaType, bytes.Length, _time.GetUtcNow()), _stopping).ConfigureAwait(false);
         }
 
-        Log.ManifestFetched(_logger, route.Upstream.Name, route.Repository, reference, digest.Value, bytes.Length);
+        Log.ManifestFetched(_logger, route.Upstream.Name, route.Repository, reference, digest.Value, bytes.Length, _time.GetElapsedTime(started).TotalMilliseconds);
         return new ManifestResult(ManifestStatus.Fetched, digest, mediaType, bytes.Length);
     }
 
@@ -252,8 +253,8 @@ internal sealed partial class ManifestService
 
     private static partial class Log
     {
-        [LoggerMessage(3101, LogLevel.Information, "Fetched manifest {Repository}:{Reference} from {Upstream}: {Digest}, {Bytes} bytes")]
-        public static partial void ManifestFetched(ILogger logger, string upstream, string repository, string reference, string digest, int bytes);
+        [LoggerMessage(3101, LogLevel.Information, "Fetched manifest {Repository}:{Reference} from {Upstream}: {Digest}, {Bytes} bytes in {ElapsedMs:0} ms")]
+        public static partial void ManifestFetched(ILogger logger, string upstream, string repository, string reference, string digest, int bytes, double elapsedMs);
 
         [LoggerMessage(3102, LogLevel.Warning, "Manifest {Repository}:{Reference} from {Upstream} rejected: {Reason}")]
         public static partial void ManifestInvalid(ILogger logger, string upstream, string repository, string reference, string reason);

@@ -69,6 +69,9 @@ internal sealed class UpstreamRouter
         return true;
     }
 
+    /// <summary>The upstream serving a registry name (<c>docker.io</c>) or alias.</summary>
+    public bool TryGetUpstream(string registry, out UpstreamRegistry upstream) => _byName.TryGetValue(registry, out upstream!);
+
     /// <summary>Validates a repository name from the request path, before it touches a key, a path or a URL.</summary>
     public static bool IsValidName(string name) => OciNames.IsValidRepository(name);
 }

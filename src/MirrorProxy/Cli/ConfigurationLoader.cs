@@ -20,6 +20,11 @@ internal sealed record ServeFlags
 
     /// <summary>True sets <c>Offline</c>; false leaves the configured value.</summary>
     public bool Offline { get; init; }
+
+    public string? LogFormat { get; init; }
+
+    /// <summary>True sets <c>AccessLog</c>; false leaves the configured value.</summary>
+    public bool AccessLog { get; init; }
 }
 
 /// <summary>Thrown for configuration that cannot even be read (a missing file, a malformed flag).</summary>
@@ -165,6 +170,16 @@ internal static class ConfigurationLoader
         if (flags.Offline)
         {
             result[$"{Root}:Offline"] = "true";
+        }
+
+        if (flags.AccessLog)
+        {
+            result[$"{Root}:AccessLog"] = "true";
+        }
+
+        if (flags.LogFormat is not null)
+        {
+            result[$"{Root}:LogFormat"] = flags.LogFormat;
         }
 
         for (var i = 0; i < flags.Upstreams.Count; i++)

@@ -21,7 +21,11 @@ internal static class ServeCommand
         var tagTtl = new Option<int?>("--tag-ttl") { Description = "Seconds a cached tag is served without asking upstream (0 = always revalidate)." };
         var offline = new Option<bool>("--offline") { Description = "Never dial an upstream: serve from the cache only (switchable at run time: PUT /admin/offline?enabled=false)." };
 
-        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl, offline };
+        var logFormat = new Option<string?>("--log-format") { Description = "Console log format: text (default) or json." };
+        logFormat.AcceptOnlyFromAmong("text", "json");
+        var accessLog = new Option<bool>("--access-log") { Description = "Log one line per request (off by default)." };
+
+        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl, offline, logFormat, accessLog };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var flags = new ServeFlags
@@ -32,6 +36,8 @@ internal static class ServeCommand
                 Upstreams = parse.GetValue(upstream) ?? [],
                 TagTtlSeconds = parse.GetValue(tagTtl),
                 Offline = parse.GetValue(offline),
+                LogFormat = parse.GetValue(logFormat),
+                AccessLog = parse.GetValue(accessLog),
             };
             return await RunAsync(flags, cancellationToken).ConfigureAwait(false);
         });
