@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Configuration;
+using MirrorProxy.Cache;
+using MirrorProxy.Hosting;
+
+namespace MirrorProxy.Tests.Hosting;
+
+public sealed class ByteSizeTests
+{
+    [Theory]
+    [InlineData("300MB", 300_000_000)]
+    [InlineData("20GiB", 20L << 30)]
+    [InlineData("512k", 512_000)]
+    [InlineData("1.5GiB", 3L << 29)]
+    [InlineData("1048576", 1_048_576)]
+    [InlineData(" 64 MiB ", 64L << 20)]
+    [InlineData("0", 0)]
+    public void TryParse_Sizes(string text, long bytes)
+    {
+        Assert.True(ByteSize.TryParse(text, out var size));
+        Assert.Equal(bytes, size.Bytes);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("lots")]
+    [InlineData("-5MB")]
+    [InlineData("99999999999TiB")]
+    public void TryParse_Rejects(string text) => Assert.False(ByteSize.TryParse(text, out _));
+
+    [Fact]
+    public void Configuration_BindsSizesAndNamesTheKeyOnError()
+    {
+        var good = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Cache:MinFreeDisk"] = "2GiB" }).Build();
+        Assert.Equal(2L << 30, good.GetSection("Cache").Get<CacheOptions>()!.MinFreeDisk.Bytes);
+
+        var bad = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Cache:MinFreeDisk"] = "lots" }).Build();
+        var error = Assert.Throws<InvalidOperationException>(() => { _ = bad.GetSection("Cache").Get<CacheOptions>(); });
+        Assert.Contains("Cache:MinFreeDisk", error.Message, StringComparison.Ordinal);
+    }
+}
