@@ -6,6 +6,7 @@ using MirrorProxy.IntegrationTests.Support;
 namespace MirrorProxy.IntegrationTests;
 
 /// <summary>/metrics values after known traffic, and /readyz while the upstream is hung.</summary>
+[Collection(MetricsCollection.Name)]
 public sealed class MetricsAndReadinessTests : IAsyncLifetime
 {
     private readonly TempDirectory _work = new("metrics");
@@ -120,4 +121,14 @@ public sealed class MetricsAndReadinessTests : IAsyncLifetime
         using var json = JsonDocument.Parse(await ready.Content.ReadAsByteArrayAsync());
         Assert.Contains("below the floor", json.RootElement.GetProperty("problems")[0].GetString(), StringComparison.Ordinal);
     }
+}
+
+/// <summary>
+/// Runs alone: the exporter collects every meter named MirrorProxy in the process, so mirrors of tests running
+/// in parallel would add to the counts (a production process hosts one mirror).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MetricsCollection
+{
+    public const string Name = "metrics";
 }
