@@ -3,6 +3,7 @@ using System.Text.Json;
 using MirrorProxy.Hosting;
 using MirrorProxy.Resilience;
 using MirrorProxy.Upstream;
+using MirrorProxy.WarmUp;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -19,12 +20,14 @@ internal static class AdminEndpoints
 {
     public static void MapAdminEndpoints(this IEndpointRouteBuilder app)
     {
-        var allowRemote = app.ServiceProvider.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Admin.AllowRemote;
+        var options = app.ServiceProvider.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Admin;
+        var token = options.TokenFile is { } file ? File.ReadAllText(file).Trim() : options.Token;
         var admin = app.MapGroup("/admin");
         admin.AddEndpointFilter(async (context, next) =>
-            allowRemote || IsLoopback(context.HttpContext.Connection.RemoteIpAddress)
+            options.AllowRemote || IsLoopback(context.HttpContext.Connection.RemoteIpAddress) || HasToken(context.HttpContext.Request, token)
                 ? await next(context).ConfigureAwait(false)
-                : Results.Json(new AdminError("admin endpoints answer loopback clients only (set MirrorProxy:Admin:AllowRemote)"), AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status403Forbidden));
+                : Results.Json(new AdminError("admin endpoints answer loopback clients, or clients with the admin token"), AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status403Forbidden));
+        admin.MapPinEndpoints();
 
         admin.MapGet("/offline", static (OfflineMode offline) => Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState));
         admin.MapPut("/offline", static (OfflineMode offline, bool? enabled) =>
@@ -43,6 +46,17 @@ internal static class AdminEndpoints
     }
 
     private static bool IsLoopback(IPAddress? address) => address is null || IPAddress.IsLoopback(address);
+
+    private static bool HasToken(HttpRequest request, string? token)
+    {
+        if (string.IsNullOrEmpty(token) || request.Headers.Authorization.ToString() is not { Length: > 7 } header || !header.StartsWith("Bearer ", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+            System.Text.Encoding.UTF8.GetBytes(header[7..]), System.Text.Encoding.UTF8.GetBytes(token));
+    }
 }
 
 internal sealed record OfflineState(bool Offline);

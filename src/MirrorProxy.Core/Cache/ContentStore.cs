@@ -161,7 +161,7 @@ internal sealed class ContentStore
     }
 
     /// <summary>Every content object on disk, for rebuilding the index.</summary>
-    public IEnumerable<(Digest Digest, long Size, string? MediaType)> EnumerateContent()
+    public IEnumerable<(Digest Digest, long Size, string? MediaType, DateTime LastWriteUtc)> EnumerateContent()
     {
         if (!Directory.Exists(BlobsDirectory))
         {
@@ -182,7 +182,7 @@ internal sealed class ContentStore
                 var info = new FileInfo(file);
                 if (info.Exists)
                 {
-                    yield return (digest, info.Length, ReadMediaType(digest));
+                    yield return (digest, info.Length, ReadMediaType(digest), info.LastWriteTimeUtc);
                 }
             }
         }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Text;
 using MirrorProxy.Oci;
 using Microsoft.Extensions.Logging;
@@ -13,14 +14,29 @@ namespace MirrorProxy.Cache;
 internal sealed partial class MirrorCache : IDisposable
 {
     private const byte RecordVersion = 1;
+
+    /// <summary>Last-access times are kept to this precision, so a hot object costs one timestamp write a minute.</summary>
+    private static readonly long TouchGranularityTicks = TimeSpan.FromMinutes(1).Ticks;
+
     private readonly CacheIndex _index;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<string, CatalogEntry> _catalog = new(StringComparer.Ordinal);
     private long _bytes;
     private long _objects;
 
-    private MirrorCache(ContentStore store, CacheIndex index)
+    private MirrorCache(ContentStore store, CacheIndex index, TimeProvider time)
     {
         Store = store;
         _index = index;
+        _time = time;
+    }
+
+    /// <summary>Size and last access of one content object, for eviction.</summary>
+    private sealed class CatalogEntry(long size, long lastAccessTicks)
+    {
+        public long Size { get; } = size;
+
+        public long LastAccessTicks = lastAccessTicks;
     }
 
     public ContentStore Store { get; }
@@ -36,7 +52,7 @@ internal sealed partial class MirrorCache : IDisposable
         }
 
         var index = CacheIndex.Open(store.IndexDirectory, options, logger);
-        var cache = new MirrorCache(store, index);
+        var cache = new MirrorCache(store, index, time);
         var started = time.GetTimestamp();
         var (content, tags) = cache.Scan(indexContent: !index.Recovered);
         if (!index.Recovered)
@@ -61,13 +77,15 @@ internal sealed partial class MirrorCache : IDisposable
     {
         var content = 0;
         long bytes = 0;
-        foreach (var (digest, size, mediaType) in Store.EnumerateContent())
+        foreach (var (digest, size, mediaType, lastWrite) in Store.EnumerateContent())
         {
             if (indexContent)
             {
                 IndexContent(digest, new ContentEntry(size, mediaType));
             }
 
+            // A file's modification time records its last access (see Touch), so LRU order survives restarts.
+            _catalog[digest.Value] = new CatalogEntry(size, lastWrite.Ticks);
             bytes += size;
             content++;
         }
@@ -107,7 +125,18 @@ internal sealed partial class MirrorCache : IDisposable
     }
 
     /// <summary>Drops a content object the index knew but whose file is gone.</summary>
-    public void Forget(Digest digest) => _index.Delete(ContentKey(digest).Span);
+    public void Forget(Digest digest)
+    {
+        _index.Delete(ContentKey(digest).Span);
+        if (!Store.TryStat(digest, out _) && _catalog.TryRemove(digest.Value, out var entry))
+        {
+            Interlocked.Add(ref _bytes, -entry.Size);
+            Interlocked.Decrement(ref _objects);
+        }
+    }
+
+    /// <summary>Raised after new content is published (for the size budget).</summary>
+    public event Action? ContentAdded;
 
     public async Task PutManifestAsync(Digest digest, ReadOnlyMemory<byte> content, string mediaType, CancellationToken cancellationToken)
     {
@@ -116,7 +145,7 @@ internal sealed partial class MirrorCache : IDisposable
         IndexContent(digest, new ContentEntry(content.Length, mediaType));
         if (isNew)
         {
-            Counted(content.Length);
+            Counted(digest, content.Length);
         }
     }
 
@@ -128,14 +157,66 @@ internal sealed partial class MirrorCache : IDisposable
         IndexContent(digest, new ContentEntry(size, null));
         if (isNew)
         {
-            Counted(size);
+            Counted(digest, size);
         }
     }
 
-    private void Counted(long bytes)
+    private void Counted(Digest digest, long bytes)
     {
-        Interlocked.Add(ref _bytes, bytes);
-        Interlocked.Increment(ref _objects);
+        if (_catalog.TryAdd(digest.Value, new CatalogEntry(bytes, _time.GetUtcNow().UtcTicks)))
+        {
+            Interlocked.Add(ref _bytes, bytes);
+            Interlocked.Increment(ref _objects);
+            ContentAdded?.Invoke();
+        }
+    }
+
+    /// <summary>
+    /// Records an access for least-recently-used eviction: in memory, and in the file's modification time so that
+    /// the order survives a restart. At most once a minute per object.
+    /// </summary>
+    public void Touch(Digest digest)
+    {
+        if (!_catalog.TryGetValue(digest.Value, out var entry))
+        {
+            return;
+        }
+
+        var now = _time.GetUtcNow().UtcTicks;
+        var last = Volatile.Read(ref entry.LastAccessTicks);
+        if (now - last < TouchGranularityTicks || Interlocked.CompareExchange(ref entry.LastAccessTicks, now, last) != last)
+        {
+            return;
+        }
+
+        try
+        {
+            File.SetLastWriteTimeUtc(Store.BlobPath(digest), new DateTime(now, DateTimeKind.Utc));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Evicted meanwhile, or a read-only file system: the in-memory order still holds.
+        }
+    }
+
+    /// <summary>Every content object with its size and last access, oldest access first.</summary>
+    public IReadOnlyList<(string Digest, long Size, DateTimeOffset LastAccess)> LeastRecentlyUsed() =>
+        _catalog.Select(p => (p.Key, p.Value.Size, new DateTimeOffset(Volatile.Read(ref p.Value.LastAccessTicks), TimeSpan.Zero)))
+            .OrderBy(e => e.Item3).ToList();
+
+    /// <summary>Removes a content object: its file first, then what describes it. Returns the bytes freed.</summary>
+    public long Evict(Digest digest)
+    {
+        if (!_catalog.TryRemove(digest.Value, out var entry))
+        {
+            return 0;
+        }
+
+        Store.Delete(digest);
+        _index.Delete(ContentKey(digest).Span);
+        Interlocked.Add(ref _bytes, -entry.Size);
+        Interlocked.Decrement(ref _objects);
+        return entry.Size;
     }
 
     /// <summary>The bytes of a cached manifest, or null when its file is gone.</summary>

@@ -35,6 +35,9 @@ public sealed class MirrorProxyOptions
 
     public AdminOptions Admin { get; set; } = new();
 
+    /// <summary>Whether /readyz also requires every pinned object to be in the cache.</summary>
+    public bool ReadyRequiresPinnedContent { get; set; }
+
     /// <summary>Console log format: <c>text</c> (one line per event) or <c>json</c> (for log shippers).</summary>
     public string LogFormat { get; set; } = "text";
 
@@ -59,6 +62,12 @@ public sealed class TagTtlRule
 
 public sealed class AdminOptions
 {
-    /// <summary>Whether <c>/admin/*</c> answers requests from other hosts. Off by default: loopback only.</summary>
+    /// <summary>Whether <c>/admin/*</c> answers every host. Off by default: loopback, or a client with the token.</summary>
     public bool AllowRemote { get; set; }
+
+    /// <summary>A bearer token that lets remote clients (the warm-up job) use <c>/admin/*</c>.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>A file holding the token (a mounted Secret); read at start.</summary>
+    public string? TokenFile { get; set; }
 }

@@ -53,6 +53,16 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
             }
         }
 
+        if (options.Admin.Token is not null && options.Admin.TokenFile is not null)
+        {
+            failures.Add($"{Root}:Admin: set Token or TokenFile, not both");
+        }
+
+        if (options.Admin.TokenFile is { } tokenFile && !File.Exists(tokenFile))
+        {
+            failures.Add($"{Root}:Admin:TokenFile: '{tokenFile}' does not exist");
+        }
+
         if (options.LogFormat is not ("text" or "json"))
         {
             failures.Add($"{Root}:LogFormat: must be text or json, got '{options.LogFormat}'");
@@ -72,6 +82,21 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
         if (cache.LogMemoryBytes < 1 << 18 || !BitOperations.IsPow2(cache.LogMemoryBytes))
         {
             failures.Add($"{Root}:Cache:LogMemoryBytes: must be a power of two of at least 262144, got {cache.LogMemoryBytes}");
+        }
+
+        if (cache.MaxSize is { Bytes: <= 0 })
+        {
+            failures.Add($"{Root}:Cache:MaxSize: must be positive, got {cache.MaxSize}");
+        }
+
+        if (cache.EvictionGracePeriod < TimeSpan.Zero)
+        {
+            failures.Add($"{Root}:Cache:EvictionGracePeriod: must not be negative");
+        }
+
+        if (cache.EvictionInterval <= TimeSpan.Zero)
+        {
+            failures.Add($"{Root}:Cache:EvictionInterval: must be positive");
         }
 
         if (cache.CheckpointInterval <= TimeSpan.Zero)

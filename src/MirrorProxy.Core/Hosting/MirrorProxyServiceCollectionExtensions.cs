@@ -6,6 +6,7 @@ using MirrorProxy.PullThrough;
 using MirrorProxy.Resilience;
 using MirrorProxy.Routing;
 using MirrorProxy.Upstream;
+using MirrorProxy.WarmUp;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -57,6 +58,10 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<BlobService>();
         services.TryAddSingleton<RegistryHandler>();
         services.TryAddSingleton<ImageCheckService>();
+        services.TryAddSingleton<PinStore>();
+        services.TryAddSingleton<IPinnedContent>(static sp => sp.GetRequiredService<PinStore>());
+        services.TryAddSingleton<CacheEvictionService>();
+        services.AddHostedService(static sp => sp.GetRequiredService<CacheEvictionService>());
         return services;
     }
 }

@@ -82,6 +82,7 @@ internal sealed partial class RegistryHandler
         using (file)
         {
             _metrics.Request(RequestKinds.Blob, RequestResults.Hit, route.Upstream.Name);
+            _cache.Touch(digest);
             if (!WriteBlobHeaders(context, digest, entry.Size, out var offset, out var count))
             {
                 return true;

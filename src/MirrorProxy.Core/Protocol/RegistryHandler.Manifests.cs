@@ -66,6 +66,7 @@ internal sealed partial class RegistryHandler
             }
         }
 
+        _cache.Touch(result.Digest);
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = result.MediaType;

@@ -20,9 +20,13 @@ internal sealed partial class BlobService
     private readonly TimeProvider _time;
     private readonly ILogger<BlobService> _logger;
     private readonly CancellationToken _stopping;
+    private readonly long? _maxSize;
 
-    public BlobService(MirrorCache cache, MirrorMetrics metrics, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<BlobService> logger)
+    public BlobService(
+        MirrorCache cache, MirrorMetrics metrics, TimeProvider time, Microsoft.Extensions.Options.IOptions<Hosting.MirrorProxyOptions> options,
+        IHostApplicationLifetime lifetime, ILogger<BlobService> logger)
     {
+        _maxSize = options.Value.Cache.MaxSize?.Bytes;
         _cache = cache;
         _metrics = metrics;
         _time = time;
@@ -95,6 +99,15 @@ internal sealed partial class BlobService
             ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, response.Message!.Content.Headers.ContentLength, null, null));
             await using var body = await response.Message.Content.ReadAsStreamAsync(_stopping).ConfigureAwait(false);
             var error = await ingest.CopyAsync(body, upstream.Options.BlobIdleTimeout, _time, bytes => _metrics.BytesFetched(bytes, upstream.Name), _stopping).ConfigureAwait(false);
+            if (error is null && ingest.Written > _maxSize)
+            {
+                // Larger than the whole budget: it has been served, but keeping it would evict everything else.
+                ingest.Complete();
+                File.Delete(ingest.TempPath);
+                Log.BlobNotKept(_logger, upstream.Name, repository, digest.Value, ingest.Written, _maxSize.Value);
+                return;
+            }
+
             if (error is null)
             {
                 _cache.PublishBlob(ingest.TempPath, digest, ingest.Written);
@@ -142,6 +155,9 @@ internal sealed partial class BlobService
     {
         [LoggerMessage(3001, LogLevel.Information, "Fetched blob {Digest} of {Repository} from {Upstream}: {Bytes} bytes in {ElapsedMs:0} ms")]
         public static partial void BlobFetched(ILogger logger, string upstream, string repository, string digest, long bytes, double elapsedMs);
+
+        [LoggerMessage(3003, LogLevel.Warning, "Blob {Digest} of {Repository} from {Upstream} ({Bytes} bytes) is larger than the cache budget of {Budget} bytes: served, not kept")]
+        public static partial void BlobNotKept(ILogger logger, string upstream, string repository, string digest, long bytes, long budget);
 
         [LoggerMessage(3002, LogLevel.Warning, "Blob {Digest} of {Repository} from {Upstream} discarded after {Bytes} bytes: {Reason}")]
         public static partial void BlobFailed(ILogger logger, string upstream, string repository, string digest, long bytes, string reason);

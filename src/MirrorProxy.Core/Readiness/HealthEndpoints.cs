@@ -26,14 +26,14 @@ internal static class HealthEndpoints
     public static void MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
-        app.MapGet("/readyz", static (MirrorCache cache, UpstreamRegistrySet upstreams, IOptions<MirrorProxyOptions> options) =>
+        app.MapGet("/readyz", static (MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, IOptions<MirrorProxyOptions> options) =>
         {
-            var report = Check(cache, upstreams, options.Value);
+            var report = Check(cache, upstreams, pins, options.Value);
             return Results.Json(report, ReadinessJsonContext.Default.ReadinessReport, statusCode: report.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
     }
 
-    internal static ReadinessReport Check(MirrorCache cache, UpstreamRegistrySet upstreams, MirrorProxyOptions options)
+    internal static ReadinessReport Check(MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, MirrorProxyOptions options)
     {
         var problems = new List<string>();
         var writable = IsWritable(cache.Store.TempDirectory, out var writeError);
@@ -57,6 +57,17 @@ internal static class HealthEndpoints
         if (free < floor)
         {
             problems.Add($"free disk {free} bytes is below the floor of {floor} bytes");
+        }
+
+        if (options.ReadyRequiresPinnedContent)
+        {
+            foreach (var set in pins.Sets)
+            {
+                if (pins.CountMissing(set) is > 0 and var missing)
+                {
+                    problems.Add($"pin set {set.Name} lacks {missing} objects");
+                }
+            }
         }
 
         return new ReadinessReport(

@@ -12,8 +12,21 @@ internal static class ImageStatus
     public const string Invalid = "invalid";
 }
 
-/// <summary>One image's verdict: <c>ok</c>, <c>missing</c> (with what is missing) or <c>invalid</c> (with why).</summary>
-internal sealed record ImageCheckResult(string Image, string? Reference, string Status, IReadOnlyList<string> Missing);
+/// <summary>A piece of content an image needs: a manifest (<c>kind</c> manifest) or a blob (config, layer).</summary>
+internal sealed record RequiredContent(string Digest, string Kind, long Size, bool Present, string? Platform);
+
+/// <summary>
+/// One image's verdict: <c>ok</c>, <c>missing</c> (with what is missing, in words and as content) or
+/// <c>invalid</c> (with why). <c>Reference</c> is the normalised reference; <c>Tag</c> is true when the tag
+/// itself is not cached yet (its manifest must be fetched by tag).
+/// </summary>
+internal sealed record ImageCheckResult(
+    string Image, string? Reference, string Status, IReadOnlyList<string> Missing, IReadOnlyList<RequiredContent> Content, bool TagMissing)
+{
+    public long Bytes => Content.Where(c => c.Size > 0).Sum(c => c.Size);
+
+    public long MissingBytes => Content.Where(c => !c.Present && c.Size > 0).Sum(c => c.Size);
+}
 
 internal sealed record ImageCheckResponse(string Platforms, IReadOnlyList<ImageCheckResult> Images);
 

@@ -7,7 +7,8 @@ namespace MirrorProxy.Readiness;
 /// <summary>
 /// Answers "would this image pull with the network gone?" from the cache alone: the tag (or digest), the
 /// manifest, for an index the selected platforms' manifests, and every config and layer blob, each present in
-/// full. It never dials an upstream.
+/// full. It lists every piece of content the image needs, present or not, which is also what a pin protects
+/// and what a warm-up fetches. It never dials an upstream.
 /// </summary>
 internal sealed class ImageCheckService
 {
@@ -35,14 +36,14 @@ internal sealed class ImageCheckService
     {
         if (!ImageReference.TryParse(image, out var reference, out var error))
         {
-            return new ImageCheckResult(image, null, ImageStatus.Invalid, [error]);
+            return new ImageCheckResult(image, null, ImageStatus.Invalid, [error], [], TagMissing: false);
         }
 
-        var missing = new List<string>();
+        var walk = new Walk(image, reference!);
         if (!_router.TryGetUpstream(reference!.Registry, out var upstream))
         {
-            missing.Add($"no upstream is configured for registry {reference.Registry}");
-            return Result(image, reference, missing);
+            walk.Problems.Add($"no upstream is configured for registry {reference.Registry}");
+            return walk.Result();
         }
 
         var repository = upstream.NormalizeRepository(reference.Repository);
@@ -57,53 +58,56 @@ internal sealed class ImageCheckService
         }
         else
         {
-            missing.Add($"tag {reference.Tag} is not cached");
-            return Result(image, reference, missing);
+            walk.Problems.Add($"tag {reference.Tag} is not cached");
+            walk.TagMissing = true;
+            return walk.Result();
         }
 
-        var manifest = await ReadManifestAsync(top, "manifest", missing, cancellationToken).ConfigureAwait(false);
+        var manifest = await ReadManifestAsync(walk, top, -1, null, "manifest", cancellationToken).ConfigureAwait(false);
         if (manifest is null)
         {
-            return Result(image, reference, missing);
+            return walk.Result();
         }
 
         if (!manifest.IsIndex)
         {
-            CheckBlobs(manifest, null, missing);
-            return Result(image, reference, missing);
+            AddBlobs(walk, manifest, null);
+            return walk.Result();
         }
 
         var children = platforms.Select(manifest.Manifests, out var absent);
         foreach (var child in children)
         {
             var label = child.Platform?.ToString() ?? child.Digest.Value;
-            if (await ReadManifestAsync(child.Digest, $"{label} manifest", missing, cancellationToken).ConfigureAwait(false) is { } platformManifest)
+            if (await ReadManifestAsync(walk, child.Digest, child.Size, label, $"{label} manifest", cancellationToken).ConfigureAwait(false) is { } platformManifest)
             {
-                CheckBlobs(platformManifest, label, missing);
+                AddBlobs(walk, platformManifest, label);
             }
         }
 
         foreach (var platform in absent)
         {
-            missing.Add($"the image has no {platform} manifest");
+            walk.Problems.Add($"the image has no {platform} manifest");
         }
 
-        return Result(image, reference, missing);
+        return walk.Result();
     }
 
-    private async Task<ManifestDocument?> ReadManifestAsync(Digest digest, string what, List<string> missing, CancellationToken cancellationToken)
+    private async Task<ManifestDocument?> ReadManifestAsync(Walk walk, Digest digest, long size, string? platform, string what, CancellationToken cancellationToken)
     {
         var entry = await _cache.TryGetContentAsync(digest).ConfigureAwait(false);
         var content = entry is null ? null : await _cache.ReadContentAsync(digest, cancellationToken).ConfigureAwait(false);
         if (entry is null || content is null || !digest.Matches(content))
         {
-            missing.Add($"{what} {digest}");
+            walk.Add(digest, "manifest", size, present: false, platform);
+            walk.Problems.Add($"{what} {digest}");
             return null;
         }
 
+        walk.Add(digest, "manifest", content.Length, present: true, platform);
         if (!ManifestDocument.TryParse(content, entry.Value.MediaType ?? ManifestMediaType.Resolve(null, content), out var document))
         {
-            missing.Add($"{what} {digest} is not a readable manifest");
+            walk.Problems.Add($"{what} {digest} is not a readable manifest");
             return null;
         }
 
@@ -111,23 +115,40 @@ internal sealed class ImageCheckService
     }
 
     /// <summary>Blob files are the truth: each must exist with the size its descriptor gives.</summary>
-    private void CheckBlobs(ManifestDocument manifest, string? platform, List<string> missing)
+    private void AddBlobs(Walk walk, ManifestDocument manifest, string? platform)
     {
         var suffix = platform is null ? "" : $" of {platform}";
-        if (manifest.Config is { } config && !IsComplete(config))
+        foreach (var blob in manifest.Blobs)
         {
-            missing.Add($"config {config.Digest}{suffix}");
-        }
-
-        foreach (var layer in manifest.Layers.Where(layer => !IsComplete(layer)))
-        {
-            missing.Add($"layer {layer.Digest}{suffix}");
+            var kind = blob == manifest.Config ? "config" : "layer";
+            var present = _cache.Store.TryStat(blob.Digest, out var size) && (blob.Size < 0 || size == blob.Size);
+            walk.Add(blob.Digest, kind, blob.Size >= 0 ? blob.Size : size, present, platform);
+            if (!present)
+            {
+                walk.Problems.Add($"{kind} {blob.Digest}{suffix}");
+            }
         }
     }
 
-    private bool IsComplete(Descriptor descriptor) =>
-        _cache.Store.TryStat(descriptor.Digest, out var size) && (descriptor.Size < 0 || size == descriptor.Size);
+    /// <summary>What one image needs, gathered while walking it.</summary>
+    private sealed class Walk(string image, ImageReference reference)
+    {
+        private readonly List<RequiredContent> _content = [];
+        private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
 
-    private static ImageCheckResult Result(string image, ImageReference reference, List<string> missing) =>
-        new(image, reference.ToString(), missing.Count == 0 ? ImageStatus.Ok : ImageStatus.Missing, missing);
+        public List<string> Problems { get; } = [];
+
+        public bool TagMissing { get; set; }
+
+        public void Add(Digest digest, string kind, long size, bool present, string? platform)
+        {
+            if (_seen.Add(digest.Value))
+            {
+                _content.Add(new RequiredContent(digest.Value, kind, size, present, platform));
+            }
+        }
+
+        public ImageCheckResult Result() =>
+            new(image, reference.ToString(), Problems.Count == 0 ? ImageStatus.Ok : ImageStatus.Missing, Problems, _content, TagMissing);
+    }
 }

@@ -23,6 +23,8 @@ internal sealed record ServeFlags
 
     public string? LogFormat { get; init; }
 
+    public string? MaxCacheSize { get; init; }
+
     /// <summary>True sets <c>AccessLog</c>; false leaves the configured value.</summary>
     public bool AccessLog { get; init; }
 }
@@ -170,6 +172,16 @@ internal static class ConfigurationLoader
         if (flags.Offline)
         {
             result[$"{Root}:Offline"] = "true";
+        }
+
+        if (flags.MaxCacheSize is { } size)
+        {
+            if (!ByteSize.TryParse(size, out _))
+            {
+                throw new ConfigurationLoadException($"--max-cache-size: '{size}' is not a size such as 300MB or 20GiB");
+            }
+
+            result[$"{Root}:Cache:MaxSize"] = size;
         }
 
         if (flags.AccessLog)

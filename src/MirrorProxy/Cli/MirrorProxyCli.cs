@@ -8,5 +8,6 @@ internal static class MirrorProxyCli
     {
         ServeCommand.Create(),
         CheckCommand.Create(),
+        WarmCommand.Create(),
     };
 }

@@ -25,7 +25,9 @@ internal static class ServeCommand
         logFormat.AcceptOnlyFromAmong("text", "json");
         var accessLog = new Option<bool>("--access-log") { Description = "Log one line per request (off by default)." };
 
-        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl, offline, logFormat, accessLog };
+        var maxCacheSize = new Option<string?>("--max-cache-size") { Description = "Size budget for the cache, e.g. 300MB or 20GiB; unpinned content is evicted to stay within it." };
+
+        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl, offline, logFormat, accessLog, maxCacheSize };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var flags = new ServeFlags
@@ -38,6 +40,7 @@ internal static class ServeCommand
                 Offline = parse.GetValue(offline),
                 LogFormat = parse.GetValue(logFormat),
                 AccessLog = parse.GetValue(accessLog),
+                MaxCacheSize = parse.GetValue(maxCacheSize),
             };
             return await RunAsync(flags, cancellationToken).ConfigureAwait(false);
         });
