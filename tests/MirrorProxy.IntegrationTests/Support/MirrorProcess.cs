@@ -1,0 +1,66 @@
+using MirrorProxy.IntegrationTests.Infrastructure;
+
+namespace MirrorProxy.IntegrationTests.Support;
+
+/// <summary>The real <c>mirrorproxy serve</c> program in its own process, so that tests can kill -9 it.</summary>
+internal sealed class MirrorProcess : IAsyncDisposable
+{
+    private readonly RunningProcess _process;
+
+    private MirrorProcess(RunningProcess process, Uri baseUri)
+    {
+        _process = process;
+        BaseUri = baseUri;
+        Client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public Uri BaseUri { get; }
+
+    public HttpClient Client { get; }
+
+    public OutputBuffer Output => _process.Output;
+
+    public static async Task<MirrorProcess> StartAsync(string cacheDirectory, IEnumerable<string> arguments)
+    {
+        var port = LoopbackPorts.GetFreePort();
+        var program = Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll");
+        var process = ProcessRunner.Start("dotnet", [program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments]);
+        var mirror = new MirrorProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                using var health = await mirror.Client.GetAsync("/healthz");
+                if (health.IsSuccessStatusCode)
+                {
+                    return mirror;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            if (process.HasExited || DateTime.UtcNow > deadline)
+            {
+                var output = process.Output.Tail(40);
+                await mirror.DisposeAsync();
+                throw new InvalidOperationException($"mirrorproxy did not start on port {port}:{Environment.NewLine}{output}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, as in a power cut.</summary>
+    public Task KillAsync() => _process.KillAsync();
+
+    /// <summary>SIGTERM: the graceful path (final index checkpoint).</summary>
+    public Task StopAsync() => _process.StopAsync(TimeSpan.FromSeconds(20));
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _process.DisposeAsync();
+    }
+}
