@@ -1,4 +1,8 @@
 using System.Net;
+using System.Net.Security;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Options;
 using MirrorProxy.Admin;
 using MirrorProxy.Metrics;
 using MirrorProxy.Readiness;
@@ -45,17 +49,32 @@ internal static class MirrorProxyHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            // An invalid address is reported by options validation, with its key, before anything listens.
-            if (ListenAddress.TryParse(configuration[$"{MirrorProxyOptions.SectionName}:Listen"] ?? new MirrorProxyOptions().Listen, out var endPoint, out _))
+            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<MirrorProxyOptions>>().Value;
+
+            // Invalid addresses are reported by options validation, with their keys, before anything listens.
+            if (ListenAddress.TryParse(options.Listen, out var endPoint, out _))
             {
-                if (endPoint!.Address.Equals(IPAddress.IPv6Any))
+                Listen(kestrel, endPoint!, listen =>
                 {
-                    kestrel.ListenAnyIP(endPoint.Port);
-                }
-                else
-                {
-                    kestrel.Listen(endPoint);
-                }
+                    if (options.Tls.Enabled && options.Tls.CertificateFile is not null && options.Tls.KeyFile is not null)
+                    {
+                        var certificates = kestrel.ApplicationServices.GetRequiredService<ServerCertificateProvider>();
+                        listen.Protocols = HttpProtocols.Http1AndHttp2;
+                        listen.UseHttps(new TlsHandshakeCallbackOptions
+                        {
+                            OnConnection = _ => ValueTask.FromResult(new SslServerAuthenticationOptions
+                            {
+                                ServerCertificateContext = certificates.Current,
+                                ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+                            }),
+                        });
+                    }
+                });
+            }
+
+            if (options.Tls.Enabled && options.PlainListen is { } plain && ListenAddress.TryParse(plain, out var plainEndPoint, out _))
+            {
+                Listen(kestrel, plainEndPoint!, _ => { });
             }
         });
 
@@ -63,6 +82,18 @@ internal static class MirrorProxyHost
         var app = builder.Build();
         app.MapMirrorProxy();
         return app;
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, IPEndPoint endPoint, Action<ListenOptions> configure)
+    {
+        if (endPoint.Address.Equals(IPAddress.IPv6Any))
+        {
+            kestrel.ListenAnyIP(endPoint.Port, configure);
+        }
+        else
+        {
+            kestrel.Listen(endPoint, configure);
+        }
     }
 
     public static void MapMirrorProxy(this WebApplication app)

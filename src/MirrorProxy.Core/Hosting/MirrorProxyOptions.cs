@@ -11,6 +11,12 @@ public sealed class MirrorProxyOptions
     /// <summary><c>HOST:PORT</c>, <c>:PORT</c> (every interface) or <c>[v6]:PORT</c>.</summary>
     public string Listen { get; set; } = ":5000";
 
+    /// <summary>TLS for <see cref="Listen"/>; plain HTTP when no certificate is set.</summary>
+    public TlsOptions Tls { get; set; } = new();
+
+    /// <summary>An extra plain-HTTP address while TLS is on (for loopback probes or insecure setups), e.g. <c>127.0.0.1:5001</c>.</summary>
+    public string? PlainListen { get; set; }
+
     /// <summary>Name of the upstream that serves requests neither <c>ns</c> nor a path prefix route. Defaults to the first upstream.</summary>
     public string? DefaultUpstream { get; set; }
 
@@ -58,6 +64,20 @@ public sealed class TagTtlRule
     public string? Tag { get; set; }
 
     public TimeSpan Ttl { get; set; }
+}
+
+public sealed class TlsOptions
+{
+    /// <summary>PEM certificate, with its chain after it (cert-manager's <c>tls.crt</c>).</summary>
+    public string? CertificateFile { get; set; }
+
+    /// <summary>PEM private key (cert-manager's <c>tls.key</c>).</summary>
+    public string? KeyFile { get; set; }
+
+    /// <summary>How often, at most, the files are checked for a renewed certificate.</summary>
+    public TimeSpan ReloadInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    public bool Enabled => CertificateFile is not null || KeyFile is not null;
 }
 
 public sealed class AdminOptions

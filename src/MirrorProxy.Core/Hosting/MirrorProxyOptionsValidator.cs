@@ -18,6 +18,28 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
             failures.Add($"{Root}:Listen: {listenError}");
         }
 
+        if (options.Tls.Enabled)
+        {
+            if (options.Tls.CertificateFile is null || options.Tls.KeyFile is null)
+            {
+                failures.Add($"{Root}:Tls: set both CertificateFile and KeyFile (--tls-cert and --tls-key)");
+            }
+            else if (ServerCertificateProvider.TryValidate(options.Tls.CertificateFile, options.Tls.KeyFile) is { } tlsError)
+            {
+                failures.Add($"{Root}:Tls:CertificateFile: cannot use '{options.Tls.CertificateFile}' with '{options.Tls.KeyFile}': {tlsError}");
+            }
+
+            if (options.Tls.ReloadInterval <= TimeSpan.Zero)
+            {
+                failures.Add($"{Root}:Tls:ReloadInterval: must be positive");
+            }
+        }
+
+        if (options.PlainListen is { } plain && !ListenAddress.TryParse(plain, out _, out var plainError))
+        {
+            failures.Add($"{Root}:PlainListen: {plainError}");
+        }
+
         if (options.Upstreams.Count == 0)
         {
             failures.Add($"{Root}:Upstreams: at least one upstream is required");
@@ -154,6 +176,32 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
         if (upstream.PasswordFile is not null && !File.Exists(upstream.PasswordFile))
         {
             failures.Add($"{key}:PasswordFile: '{upstream.PasswordFile}' does not exist");
+        }
+
+        if (upstream.CaFile is { } caFile)
+        {
+            try
+            {
+                var bundle = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+                bundle.ImportFromPemFile(caFile);
+                if (bundle.Count == 0)
+                {
+                    failures.Add($"{key}:CaFile: '{caFile}' holds no PEM certificate");
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                failures.Add($"{key}:CaFile: cannot read '{caFile}': {ex.Message}");
+            }
+        }
+
+        if ((upstream.ClientCertificateFile is null) != (upstream.ClientKeyFile is null))
+        {
+            failures.Add($"{key}:ClientCertificateFile: set it together with ClientKeyFile");
+        }
+        else if (upstream.ClientCertificateFile is { } clientCertificate && ServerCertificateProvider.TryValidate(clientCertificate, upstream.ClientKeyFile!) is { } clientError)
+        {
+            failures.Add($"{key}:ClientCertificateFile: {clientError}");
         }
 
         CheckPositive(upstream.ConnectTimeout, $"{key}:ConnectTimeout", failures);

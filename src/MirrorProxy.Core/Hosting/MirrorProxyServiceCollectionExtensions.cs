@@ -46,6 +46,12 @@ internal static class MirrorProxyServiceCollectionExtensions
             return new UpstreamRegistrySet(all, defaultUpstream);
         });
         services.TryAddSingleton<UpstreamRouter>();
+        services.TryAddSingleton(static sp =>
+        {
+            var tls = sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Tls;
+            return new ServerCertificateProvider(tls.CertificateFile!, tls.KeyFile!, tls.ReloadInterval, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILoggerFactory>().CreateLogger<ServerCertificateProvider>());
+        });
 
         services.TryAddSingleton(static sp => MirrorCache.Open(
             sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Cache,

@@ -34,6 +34,20 @@ public sealed class UpstreamOptions
     /// <summary>A blob body that makes no progress for this long is abandoned.</summary>
     public TimeSpan BlobIdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>PEM bundle of CA certificates to trust for this upstream (an internal Harbor's CA).</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>Whether the system's trust store also applies; false trusts <see cref="CaFile"/> alone.</summary>
+    public bool TrustSystemRoots { get; set; } = true;
+
+    /// <summary>PEM client certificate for upstreams that require mutual TLS.</summary>
+    public string? ClientCertificateFile { get; set; }
+
+    public string? ClientKeyFile { get; set; }
+
+    /// <summary>Accept any upstream certificate. For tests and emergencies only; logged as a warning at start.</summary>
+    public bool InsecureSkipVerify { get; set; }
+
     /// <summary>Revalidation window for this upstream's tags, when no tag rule matches; defaults to the global TagTtl.</summary>
     public TimeSpan? TagTtl { get; set; }
 

@@ -79,6 +79,11 @@ internal sealed partial class UpstreamRegistry : IDisposable
             _basicCredentials = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{options.Username}:{password}")));
         }
 
+        if (options.InsecureSkipVerify)
+        {
+            Log.InsecureUpstream(_logger, Name);
+        }
+
         Resilience = new UpstreamResilience(Name, options, offline, time, _logger);
         Resilience.SetProbe(ProbeAsync);
     }
@@ -308,6 +313,7 @@ internal sealed partial class UpstreamRegistry : IDisposable
         PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
         PooledConnectionLifetime = TimeSpan.FromMinutes(10),
         EnableMultipleHttp2Connections = true,
+        SslOptions = UpstreamTrust.CreateSslOptions(options),
     }, disposeHandler: true);
 
     public void Dispose()
@@ -318,6 +324,9 @@ internal sealed partial class UpstreamRegistry : IDisposable
 
     private static partial class Log
     {
+        [LoggerMessage(1002, LogLevel.Warning, "Upstream {Upstream}: certificate verification is OFF (InsecureSkipVerify); anyone on the path can serve content for it")]
+        public static partial void InsecureUpstream(ILogger logger, string upstream);
+
         [LoggerMessage(1001, LogLevel.Warning, "Upstream {Upstream} {Repository}/{Path}: {Outcome} ({Detail}) after {ElapsedMs:0} ms")]
         public static partial void UpstreamFailed(ILogger logger, string upstream, string repository, string path, UpstreamOutcome outcome, string detail, double elapsedMs);
     }

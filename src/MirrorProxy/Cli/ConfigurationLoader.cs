@@ -25,6 +25,13 @@ internal sealed record ServeFlags
 
     public string? MaxCacheSize { get; init; }
 
+    public string? TlsCertificate { get; init; }
+
+    public string? TlsKey { get; init; }
+
+    /// <summary><c>NS=FILE</c> pairs: a CA bundle for the upstream named NS (after the upstream list is settled).</summary>
+    public IReadOnlyList<string> UpstreamCas { get; init; } = [];
+
     /// <summary>True sets <c>AccessLog</c>; false leaves the configured value.</summary>
     public bool AccessLog { get; init; }
 }
@@ -91,7 +98,31 @@ internal static class ConfigurationLoader
             }
         }
 
+        ApplyUpstreamCas(flags, merged);
         return new ConfigurationBuilder().AddInMemoryCollection(merged).Build();
+    }
+
+    /// <summary>--upstream-ca names an upstream, so it applies to the final list whatever layer set it.</summary>
+    private static void ApplyUpstreamCas(ServeFlags flags, Dictionary<string, string?> merged)
+    {
+        foreach (var pair in flags.UpstreamCas)
+        {
+            var equals = pair.IndexOf('=');
+            if (equals <= 0 || equals == pair.Length - 1)
+            {
+                throw new ConfigurationLoadException($"--upstream-ca: '{pair}' is not of the form NS=FILE");
+            }
+
+            var name = pair[..equals].Trim();
+            var nameKey = merged.FirstOrDefault(p => IsUpstreamKey(p.Key) && p.Key.EndsWith(":Name", StringComparison.OrdinalIgnoreCase)
+                && string.Equals(p.Value, name, StringComparison.OrdinalIgnoreCase)).Key;
+            if (nameKey is null)
+            {
+                throw new ConfigurationLoadException($"--upstream-ca: no upstream is named '{name}'");
+            }
+
+            merged[nameKey[..^":Name".Length] + ":CaFile"] = pair[(equals + 1)..].Trim();
+        }
     }
 
     private static bool IsUpstreamKey(string key) =>
@@ -182,6 +213,16 @@ internal static class ConfigurationLoader
             }
 
             result[$"{Root}:Cache:MaxSize"] = size;
+        }
+
+        if (flags.TlsCertificate is not null)
+        {
+            result[$"{Root}:Tls:CertificateFile"] = flags.TlsCertificate;
+        }
+
+        if (flags.TlsKey is not null)
+        {
+            result[$"{Root}:Tls:KeyFile"] = flags.TlsKey;
         }
 
         if (flags.AccessLog)

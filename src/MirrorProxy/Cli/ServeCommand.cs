@@ -27,7 +27,14 @@ internal static class ServeCommand
 
         var maxCacheSize = new Option<string?>("--max-cache-size") { Description = "Size budget for the cache, e.g. 300MB or 20GiB; unpinned content is evicted to stay within it." };
 
-        var command = new Command("serve", "Run the pull-through registry mirror.") { config, listen, cache, upstream, tagTtl, offline, logFormat, accessLog, maxCacheSize };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM certificate (with chain) to serve TLS; re-read when it changes." };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key for --tls-cert." };
+        var upstreamCa = new Option<string[]>("--upstream-ca") { Description = "NS=FILE, repeatable: a PEM CA bundle to trust for the upstream named NS." };
+
+        var command = new Command("serve", "Run the pull-through registry mirror.")
+        {
+            config, listen, cache, upstream, tagTtl, offline, logFormat, accessLog, maxCacheSize, tlsCert, tlsKey, upstreamCa,
+        };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var flags = new ServeFlags
@@ -41,6 +48,9 @@ internal static class ServeCommand
                 LogFormat = parse.GetValue(logFormat),
                 AccessLog = parse.GetValue(accessLog),
                 MaxCacheSize = parse.GetValue(maxCacheSize),
+                TlsCertificate = parse.GetValue(tlsCert),
+                TlsKey = parse.GetValue(tlsKey),
+                UpstreamCas = parse.GetValue(upstreamCa) ?? [],
             };
             return await RunAsync(flags, cancellationToken).ConfigureAwait(false);
         });
