@@ -12,6 +12,11 @@ internal sealed class TestRegistryOptions
 
     public string Realm { get; init; } = "mirrorproxy-test";
 
+    /// <summary>When set (with <see cref="TlsKeyFile"/>), the registry serves HTTPS with this PEM certificate.</summary>
+    public string? TlsCertificateFile { get; init; }
+
+    public string? TlsKeyFile { get; init; }
+
     /// <summary>Bound for "process started → GET /v2/ answers 200/401".</summary>
     public TimeSpan StartupTimeout { get; init; } = TimeSpan.FromSeconds(20);
 }
@@ -30,6 +35,8 @@ internal sealed class TestRegistry : IAsyncDisposable
     private static readonly HttpClient s_probeClient = new(new SocketsHttpHandler
     {
         UseProxy = false,
+        // The probe checks liveness only; trust is what the tests examine, through the mirror.
+        SslOptions = { RemoteCertificateValidationCallback = static (_, _, _, _) => true },
         PooledConnectionLifetime = TimeSpan.FromSeconds(5),
         ConnectTimeout = TimeSpan.FromSeconds(2),
     })
@@ -59,8 +66,8 @@ internal sealed class TestRegistry : IAsyncDisposable
     /// <summary><c>127.0.0.1:PORT</c>.</summary>
     public string HostPort => $"127.0.0.1:{Port}";
 
-    /// <summary><c>http://127.0.0.1:PORT/</c>.</summary>
-    public Uri BaseUri => new($"http://{HostPort}/");
+    /// <summary><c>http://127.0.0.1:PORT/</c>, or <c>https://</c> when the registry serves TLS.</summary>
+    public Uri BaseUri => new($"{(_options.TlsCertificateFile is null ? "http" : "https")}://{HostPort}/");
 
     public RegistryCredentials? Credentials => _options.BasicAuth;
 
@@ -124,7 +131,7 @@ internal sealed class TestRegistry : IAsyncDisposable
     /// <summary>An HttpClient with <see cref="BaseUri"/> and (when the registry has auth and <paramref name="authenticated"/>) basic credentials. Caller disposes.</summary>
     public HttpClient CreateHttpClient(bool authenticated = true, TimeSpan? timeout = null)
     {
-        var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false })
+        var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, SslOptions = { RemoteCertificateValidationCallback = static (_, _, _, _) => true } })
         {
             BaseAddress = BaseUri,
             Timeout = timeout ?? TimeSpan.FromSeconds(60),
@@ -356,6 +363,15 @@ internal sealed class TestRegistry : IAsyncDisposable
               secret: "{secret}"
 
             """);
+        if (_options.TlsCertificateFile is not null)
+        {
+            builder.Append($"""
+                  tls:
+                    certificate: "{_options.TlsCertificateFile}"
+                    key: "{_options.TlsKeyFile}"
+
+                """);
+        }
         if (_options.BasicAuth is not null)
         {
             builder.Append($"""
