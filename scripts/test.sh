@@ -3,16 +3,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker-registry skopeo containerd apache2-utils)
+# A real upstream (CNCF distribution), real clients (skopeo, containerd), htpasswd for the basic-auth upstream,
+# and qemu with arm64 libraries to run the linux-arm64 build as a Raspberry Pi would.
+packages=(docker-registry skopeo containerd apache2-utils qemu-user-static libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64 libssl3:arm64)
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+update=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $sudo dpkg --add-architecture arm64
+  update=1
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing test prerequisites: ${missing[*]}"
+  update=1
+fi
+if [ "$update" -eq 1 ]; then
   $sudo apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

@@ -9,18 +9,21 @@ internal static class ClientOptions
     {
         Required = true,
         Description = "Base URL of the running mirror, e.g. https://mirror.internal:5000.",
-        CustomParser = result =>
-        {
-            var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
-            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
-            {
-                return uri;
-            }
-
-            result.AddError($"--server: '{text}' is not an http:// or https:// URL");
-            return null;
-        },
+        CustomParser = ParseHttpUri,
     };
+
+    /// <summary>Parses an absolute http(s) URL option value, or records an error naming the option.</summary>
+    public static Uri? ParseHttpUri(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
+        {
+            return uri;
+        }
+
+        result.AddError($"'{text}' is not an http:// or https:// URL");
+        return null;
+    }
 
     public static Option<string> Images() => new("--images")
     {

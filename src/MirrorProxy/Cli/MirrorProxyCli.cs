@@ -9,5 +9,6 @@ internal static class MirrorProxyCli
         ServeCommand.Create(),
         CheckCommand.Create(),
         WarmCommand.Create(),
+        HealthCommand.Create(),
     };
 }

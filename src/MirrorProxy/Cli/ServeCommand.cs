@@ -52,12 +52,12 @@ internal static class ServeCommand
                 TlsKey = parse.GetValue(tlsKey),
                 UpstreamCas = parse.GetValue(upstreamCa) ?? [],
             };
-            return await RunAsync(flags, cancellationToken).ConfigureAwait(false);
+            return await RunAsync(flags, parse.InvocationConfiguration.Error, cancellationToken).ConfigureAwait(false);
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(ServeFlags flags, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(ServeFlags flags, TextWriter error, CancellationToken cancellationToken)
     {
         try
         {
@@ -68,14 +68,14 @@ internal static class ServeCommand
         }
         catch (ConfigurationLoadException ex)
         {
-            await Console.Error.WriteLineAsync("mirrorproxy: " + ex.Message).ConfigureAwait(false);
+            await error.WriteLineAsync("mirrorproxy: " + ex.Message).ConfigureAwait(false);
             return 2;
         }
         catch (OptionsValidationException ex)
         {
             foreach (var failure in ex.Failures)
             {
-                await Console.Error.WriteLineAsync("mirrorproxy: configuration error: " + failure).ConfigureAwait(false);
+                await error.WriteLineAsync("mirrorproxy: configuration error: " + failure).ConfigureAwait(false);
             }
 
             return 2;
@@ -83,17 +83,17 @@ internal static class ServeCommand
         catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
         {
             // The binder names the key: "Failed to convert configuration value at 'MirrorProxy:TagTtl' to type …".
-            await Console.Error.WriteLineAsync("mirrorproxy: configuration error: " + ex.Message).ConfigureAwait(false);
+            await error.WriteLineAsync("mirrorproxy: configuration error: " + ex.Message).ConfigureAwait(false);
             return 2;
         }
         catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
         {
-            await Console.Error.WriteLineAsync("mirrorproxy: cannot listen: " + ex.Message).ConfigureAwait(false);
+            await error.WriteLineAsync("mirrorproxy: cannot listen: " + ex.Message).ConfigureAwait(false);
             return 1;
         }
         catch (UnauthorizedAccessException ex)
         {
-            await Console.Error.WriteLineAsync("mirrorproxy: cache directory not writable: " + ex.Message).ConfigureAwait(false);
+            await error.WriteLineAsync("mirrorproxy: cache directory not writable: " + ex.Message).ConfigureAwait(false);
             return 1;
         }
     }
