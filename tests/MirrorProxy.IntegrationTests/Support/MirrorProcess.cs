@@ -20,13 +20,22 @@ internal sealed class MirrorProcess : IAsyncDisposable
 
     public OutputBuffer Output => _process.Output;
 
-    public static async Task<MirrorProcess> StartAsync(string cacheDirectory, IEnumerable<string> arguments)
+    /// <summary>
+    /// Starts the program built with the tests, or the one <c>MIRRORPROXY_TEST_PROGRAM</c> names (a Native AOT
+    /// build, say), so that the same tests can be run against any build of the program.
+    /// </summary>
+    public static Task<MirrorProcess> StartAsync(string cacheDirectory, IEnumerable<string> arguments) =>
+        Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } program
+            ? StartAsync(program, [], cacheDirectory, arguments, TimeSpan.FromSeconds(30))
+            : StartAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll")], cacheDirectory, arguments, TimeSpan.FromSeconds(30));
+
+    /// <summary>Starts <c><paramref name="launcher"/> <paramref name="program"/> serve …</c> (an emulator and a foreign build, say).</summary>
+    public static async Task<MirrorProcess> StartAsync(string launcher, IEnumerable<string> program, string cacheDirectory, IEnumerable<string> arguments, TimeSpan startupTimeout)
     {
         var port = LoopbackPorts.GetFreePort();
-        var program = Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll");
-        var process = ProcessRunner.Start("dotnet", [program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments]);
+        var process = ProcessRunner.Start(launcher, [.. program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments]);
         var mirror = new MirrorProcess(process, new Uri($"http://127.0.0.1:{port}"));
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        var deadline = DateTime.UtcNow + startupTimeout;
         while (true)
         {
             try

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using MirrorProxy.Cli;
+using MirrorProxy.IntegrationTests.Support;
+
+namespace MirrorProxy.IntegrationTests;
+
+/// <summary>The program's commands as a user meets them: exit codes and messages.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly TempDirectory _work = new("cli");
+
+    public void Dispose() => _work.Dispose();
+
+    private static async Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var exit = await MirrorProxyCli.Create().Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task Health_ZeroForARunningMirror_OneWhenNothingAnswers()
+    {
+        await using var mirror = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", new Uri("http://127.0.0.1:1"))]);
+
+        Assert.Equal(0, (await RunAsync("health", "--url", new Uri(mirror.BaseUri, "/healthz").ToString())).ExitCode);
+        Assert.Equal(1, (await RunAsync("health", "--url", $"http://127.0.0.1:{LoopbackPortThatIsClosed()}/healthz")).ExitCode);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--listen", "mirror:5000" }, "MirrorProxy:Listen")]
+    [InlineData(new[] { "--upstream", "docker.io=ftp://registry" }, "MirrorProxy:Upstreams:0:Url")]
+    [InlineData(new[] { "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key" }, "MirrorProxy:Tls:CertificateFile")]
+    [InlineData(new[] { "--upstream-ca", "nope.io=/x.crt" }, "--upstream-ca")]
+    [InlineData(new[] { "--max-cache-size", "lots" }, "--max-cache-size")]
+    [InlineData(new[] { "--config", "/nonexistent.json" }, "--config")]
+    public async Task Serve_BadConfiguration_FailsAtStartNamingTheKey(string[] flags, string key)
+    {
+        var (exit, _, error) = await RunAsync(["serve", "--cache", _work.Combine("cache"), .. flags]);
+
+        Assert.Equal(2, exit);
+        Assert.Contains(key, error, StringComparison.Ordinal);
+    }
+
+    private static int LoopbackPortThatIsClosed()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}
