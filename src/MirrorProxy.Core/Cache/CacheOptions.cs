@@ -11,6 +11,12 @@ public sealed class CacheOptions
     /// <summary>In-memory part of the FASTER log in bytes (a power of two, at least 256 KiB).</summary>
     public long LogMemoryBytes { get; set; } = 1L << 23;
 
+    /// <summary>Memory for small hot content (manifests, configs, small layers) served without reading files; 0 turns it off.</summary>
+    public Hosting.ByteSize MemorySize { get; set; } = new(16L << 20);
+
+    /// <summary>Largest object held in memory.</summary>
+    public Hosting.ByteSize MemoryMaxObjectSize { get; set; } = new(256L << 10);
+
     /// <summary>Size budget for cached content; unpinned content is evicted, least recently used first, to stay within it.</summary>
     public Hosting.ByteSize? MaxSize { get; set; }
 

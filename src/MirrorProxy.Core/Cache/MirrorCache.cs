@@ -21,15 +21,20 @@ internal sealed partial class MirrorCache : IDisposable
     private readonly CacheIndex _index;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, CatalogEntry> _catalog = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TagRecord> _tags = new(StringComparer.Ordinal);
     private long _bytes;
     private long _objects;
 
-    private MirrorCache(ContentStore store, CacheIndex index, TimeProvider time)
+    private MirrorCache(ContentStore store, CacheIndex index, HotContentCache hot, TimeProvider time)
     {
         Store = store;
         _index = index;
+        Hot = hot;
         _time = time;
     }
+
+    /// <summary>Small hot content held in memory.</summary>
+    public HotContentCache Hot { get; }
 
     /// <summary>Size and last access of one content object, for eviction.</summary>
     private sealed class CatalogEntry(long size, long lastAccessTicks)
@@ -52,7 +57,7 @@ internal sealed partial class MirrorCache : IDisposable
         }
 
         var index = CacheIndex.Open(store.IndexDirectory, options, logger);
-        var cache = new MirrorCache(store, index, time);
+        var cache = new MirrorCache(store, index, new HotContentCache(options.MemorySize.Bytes, options.MemoryMaxObjectSize.Bytes), time);
         var started = time.GetTimestamp();
         var (content, tags) = cache.Scan(indexContent: !index.Recovered);
         if (!index.Recovered)
@@ -107,6 +112,11 @@ internal sealed partial class MirrorCache : IDisposable
 
     public async ValueTask<ContentEntry?> TryGetContentAsync(Digest digest)
     {
+        if (Hot.TryGet(digest.Value, out var hot))
+        {
+            return new ContentEntry(hot.Content.Length, hot.MediaType);
+        }
+
         var value = await _index.GetAsync(ContentKey(digest)).ConfigureAwait(false);
         if (value is not null && TryDecodeContent(value, out var entry))
         {
@@ -127,6 +137,7 @@ internal sealed partial class MirrorCache : IDisposable
     /// <summary>Drops a content object the index knew but whose file is gone.</summary>
     public void Forget(Digest digest)
     {
+        Hot.Remove(digest.Value);
         _index.Delete(ContentKey(digest).Span);
         if (!Store.TryStat(digest, out _) && _catalog.TryRemove(digest.Value, out var entry))
         {
@@ -143,6 +154,7 @@ internal sealed partial class MirrorCache : IDisposable
         var isNew = !Store.TryStat(digest, out _);
         await Store.PutManifestAsync(digest, content, mediaType, cancellationToken).ConfigureAwait(false);
         IndexContent(digest, new ContentEntry(content.Length, mediaType));
+        Hot.Add(digest.Value, content.ToArray(), mediaType);
         if (isNew)
         {
             Counted(digest, content.Length);
@@ -212,6 +224,7 @@ internal sealed partial class MirrorCache : IDisposable
             return 0;
         }
 
+        Hot.Remove(digest.Value);
         Store.Delete(digest);
         _index.Delete(ContentKey(digest).Span);
         Interlocked.Add(ref _bytes, -entry.Size);
@@ -219,12 +232,19 @@ internal sealed partial class MirrorCache : IDisposable
         return entry.Size;
     }
 
-    /// <summary>The bytes of a cached manifest, or null when its file is gone.</summary>
-    public async Task<byte[]?> ReadContentAsync(Digest digest, CancellationToken cancellationToken)
+    /// <summary>The bytes of a cached object (kept in memory when small), or null when its file is gone.</summary>
+    public async ValueTask<byte[]?> ReadContentAsync(Digest digest, CancellationToken cancellationToken, string? mediaType = null)
     {
+        if (Hot.TryGet(digest.Value, out var hot))
+        {
+            return hot.Content;
+        }
+
         try
         {
-            return await File.ReadAllBytesAsync(Store.BlobPath(digest), cancellationToken).ConfigureAwait(false);
+            var content = await File.ReadAllBytesAsync(Store.BlobPath(digest), cancellationToken).ConfigureAwait(false);
+            Hot.Add(digest.Value, content, mediaType);
+            return content;
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -235,16 +255,25 @@ internal sealed partial class MirrorCache : IDisposable
 
     public async ValueTask<TagRecord?> TryGetTagAsync(string upstream, string repository, string tag)
     {
-        var value = await _index.GetAsync(TagKey(upstream, repository, tag)).ConfigureAwait(false);
-        if (value is not null && TryDecodeTag(value, out var record))
+        var memoKey = string.Concat(upstream, "\n", repository, ":", tag);
+        if (_tags.TryGetValue(memoKey, out var record))
         {
             return record;
         }
 
-        record = Store.ReadTag(upstream, repository, tag);
+        var value = await _index.GetAsync(TagKey(upstream, repository, tag)).ConfigureAwait(false);
+        if (value is null || !TryDecodeTag(value, out record))
+        {
+            record = Store.ReadTag(upstream, repository, tag);
+            if (record is not null)
+            {
+                IndexTag(upstream, repository, tag, record);
+            }
+        }
+
         if (record is not null)
         {
-            IndexTag(upstream, repository, tag, record);
+            _tags[memoKey] = record;
         }
 
         return record;
@@ -258,6 +287,7 @@ internal sealed partial class MirrorCache : IDisposable
 
     public void DeleteTag(string upstream, string repository, string tag)
     {
+        _tags.TryRemove(string.Concat(upstream, "\n", repository, ":", tag), out _);
         Store.DeleteTag(upstream, repository, tag);
         _index.Delete(TagKey(upstream, repository, tag).Span);
     }
@@ -314,6 +344,7 @@ internal sealed partial class MirrorCache : IDisposable
 
     private void IndexTag(string upstream, string repository, string tag, TagRecord record)
     {
+        _tags[string.Concat(upstream, "\n", repository, ":", tag)] = record;
         var digest = Encoding.ASCII.GetBytes(record.Digest.Value);
         var mediaType = Encoding.UTF8.GetBytes(record.MediaType);
         var value = new byte[1 + 8 + 8 + 1 + digest.Length + 2 + mediaType.Length];

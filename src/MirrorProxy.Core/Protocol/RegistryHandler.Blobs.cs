@@ -60,12 +60,29 @@ internal sealed partial class RegistryHandler
         }
     }
 
-    /// <summary>Serves a published blob, with Range support. False when it is not cached.</summary>
+    /// <summary>Serves a published blob, with Range support: small ones from memory, others from their file. False when it is not cached.</summary>
     private async ValueTask<bool> TryServeCachedBlobAsync(HttpContext context, Route route, Digest digest)
     {
+        if (_cache.Hot.TryGet(digest.Value, out var hot))
+        {
+            await ServeBytesAsync(context, route, digest, hot.Content).ConfigureAwait(false);
+            return true;
+        }
+
         if (await _cache.TryGetContentAsync(digest).ConfigureAwait(false) is not { } entry)
         {
             return false;
+        }
+
+        if (entry.Size <= _cache.Hot.MaxObjectSize)
+        {
+            if (await _cache.ReadContentAsync(digest, context.RequestAborted, entry.MediaType).ConfigureAwait(false) is not { } content)
+            {
+                return false;
+            }
+
+            await ServeBytesAsync(context, route, digest, content).ConfigureAwait(false);
+            return true;
         }
 
         SafeFileHandle file;
@@ -102,6 +119,17 @@ internal sealed partial class RegistryHandler
         }
 
         return true;
+    }
+
+    private async Task ServeBytesAsync(HttpContext context, Route route, Digest digest, byte[] content)
+    {
+        _metrics.Request(RequestKinds.Blob, RequestResults.Hit, route.Upstream.Name);
+        _cache.Touch(digest);
+        if (WriteBlobHeaders(context, digest, content.Length, out var offset, out var count) && !HttpMethods.IsHead(context.Request.Method))
+        {
+            _metrics.BytesServed(count, fromCache: true);
+            await context.Response.BodyWriter.WriteAsync(content.AsMemory((int)offset, (int)count), context.RequestAborted).ConfigureAwait(false);
+        }
     }
 
     private async Task HeadUncachedBlobAsync(HttpContext context, Route route, Digest digest)

@@ -57,7 +57,7 @@ internal sealed partial class RegistryHandler
         byte[]? content = null;
         if (!HttpMethods.IsHead(context.Request.Method))
         {
-            content = await _cache.ReadContentAsync(result.Digest, cancellationToken).ConfigureAwait(false);
+            content = await _cache.ReadContentAsync(result.Digest, cancellationToken, result.MediaType).ConfigureAwait(false);
             if (content is null)
             {
                 // Deleted underneath us: the next request fetches it again.

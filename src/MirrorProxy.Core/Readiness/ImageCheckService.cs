@@ -95,7 +95,14 @@ internal sealed class ImageCheckService
 
     private async Task<ManifestDocument?> ReadManifestAsync(Walk walk, Digest digest, long size, string? platform, string what, CancellationToken cancellationToken)
     {
-        var entry = await _cache.TryGetContentAsync(digest).ConfigureAwait(false);
+        // The file decides, not a copy in memory: a check answers for what survives a restart.
+        var onDisk = _cache.Store.TryStat(digest, out _);
+        if (!onDisk)
+        {
+            _cache.Forget(digest); // a copy in memory or in the index must not hide a lost file from the next pull
+        }
+
+        var entry = onDisk ? await _cache.TryGetContentAsync(digest).ConfigureAwait(false) : null;
         var content = entry is null ? null : await _cache.ReadContentAsync(digest, cancellationToken).ConfigureAwait(false);
         if (entry is null || content is null || !digest.Matches(content))
         {
@@ -125,6 +132,7 @@ internal sealed class ImageCheckService
             walk.Add(blob.Digest, kind, blob.Size >= 0 ? blob.Size : size, present, platform);
             if (!present)
             {
+                _cache.Forget(blob.Digest);
                 walk.Problems.Add($"{kind} {blob.Digest}{suffix}");
             }
         }

@@ -151,6 +151,7 @@ public sealed class MirrorCacheTests : IDisposable
     [Fact]
     public async Task ReadContentAsync_FileDeletedBehindTheIndex_IsNullAndForgotten()
     {
+        Reopen(memorySize: 0);
         await Cache.PutManifestAsync(ManifestDigest, Manifest, MediaTypes.OciManifest, CancellationToken.None);
         Assert.NotNull(await Cache.TryGetContentAsync(ManifestDigest));
 
@@ -158,6 +159,20 @@ public sealed class MirrorCacheTests : IDisposable
 
         Assert.Null(await Cache.ReadContentAsync(ManifestDigest, CancellationToken.None));
         Assert.Null(await Cache.TryGetContentAsync(ManifestDigest));
+    }
+
+    [Fact]
+    public async Task ReadContentAsync_SmallContentIsHeldInMemory_UntilForgotten()
+    {
+        await Cache.PutManifestAsync(ManifestDigest, Manifest, MediaTypes.OciManifest, CancellationToken.None);
+        File.Delete(Cache.Store.BlobPath(ManifestDigest));
+
+        Assert.Equal(Manifest, await Cache.ReadContentAsync(ManifestDigest, CancellationToken.None));
+
+        Cache.Forget(ManifestDigest);
+
+        Assert.Null(await Cache.ReadContentAsync(ManifestDigest, CancellationToken.None));
+        Assert.Equal(0, Cache.Hot.Bytes);
     }
 
     [Fact]
@@ -231,14 +246,15 @@ public sealed class MirrorCacheTests : IDisposable
         _temp.Dispose();
     }
 
-    private MirrorCache Open() => MirrorCache.Open(new CacheOptions { Path = _temp.Path }, TimeProvider.System, NullLogger.Instance);
+    private MirrorCache Open(long? memorySize = null) => MirrorCache.Open(
+        new CacheOptions { Path = _temp.Path, MemorySize = new MirrorProxy.Hosting.ByteSize(memorySize ?? 16L << 20) }, TimeProvider.System, NullLogger.Instance);
 
-    private void Reopen(Action? beforeOpen = null)
+    private void Reopen(Action? beforeOpen = null, long? memorySize = null)
     {
         _cache?.Dispose();
         _cache = null;
         beforeOpen?.Invoke();
-        _cache = Open();
+        _cache = Open(memorySize);
     }
 
     private async Task<Digest> PublishBlobAsync(byte[] content)

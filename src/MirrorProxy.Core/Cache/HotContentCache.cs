@@ -1,0 +1,95 @@
+using System.Collections.Concurrent;
+
+namespace MirrorProxy.Cache;
+
+/// <summary>
+/// Small content (manifests, configs, small layers) kept in memory within a byte budget, so hot requests are
+/// answered without opening a file. When the budget is exceeded, the least recently used are dropped down to nine tenths of it.
+/// The files stay the truth: this only saves reading them.
+/// </summary>
+internal sealed class HotContentCache
+{
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly long _budget;
+    private readonly Lock _trimGate = new();
+    private long _bytes;
+    private long _clock;
+
+    public HotContentCache(long budget, long maxObjectSize)
+    {
+        _budget = budget;
+        MaxObjectSize = budget <= 0 ? -1 : Math.Min(maxObjectSize, budget);
+    }
+
+    /// <summary>Objects larger than this are never held; -1 when the cache is off.</summary>
+    public long MaxObjectSize { get; }
+
+    public long Bytes => Interlocked.Read(ref _bytes);
+
+    public sealed class Entry(byte[] content, string? mediaType)
+    {
+        public byte[] Content { get; } = content;
+
+        public string? MediaType { get; } = mediaType;
+
+        public long LastUse;
+    }
+
+    public bool TryGet(string digest, out Entry entry)
+    {
+        if (_entries.TryGetValue(digest, out entry!))
+        {
+            entry.LastUse = Interlocked.Increment(ref _clock);
+            return true;
+        }
+
+        return false;
+    }
+
+    public void Add(string digest, byte[] content, string? mediaType)
+    {
+        if (content.Length > MaxObjectSize || !_entries.TryAdd(digest, new Entry(content, mediaType) { LastUse = Interlocked.Increment(ref _clock) }))
+        {
+            return;
+        }
+
+        if (Interlocked.Add(ref _bytes, content.Length) > _budget)
+        {
+            Trim();
+        }
+    }
+
+    public void Remove(string digest)
+    {
+        if (_entries.TryRemove(digest, out var entry))
+        {
+            Interlocked.Add(ref _bytes, -entry.Content.Length);
+        }
+    }
+
+    private void Trim()
+    {
+        if (!_trimGate.TryEnter())
+        {
+            return; // another thread is trimming
+        }
+
+        try
+        {
+            var target = _budget - _budget / 10;
+            foreach (var (digest, _) in _entries.OrderBy(e => e.Value.LastUse).ToList())
+            {
+                if (Bytes <= target)
+                {
+                    break;
+                }
+
+                Remove(digest);
+            }
+        }
+        finally
+        {
+            _trimGate.Exit();
+        }
+    }
+}
