@@ -130,19 +130,7 @@ internal sealed partial class CacheEvictionService : BackgroundService
             return true;
         }
 
-        if (_options.FreeDiskWatermark is { } watermark)
-        {
-            try
-            {
-                return new DriveInfo(_cache.Store.Root).AvailableFreeSpace < watermark.Bytes;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
-            {
-                return false;
-            }
-        }
-
-        return false;
+        return _options.FreeDiskWatermark is { } watermark && _cache.Store.FreeSpace() is { } free && free < watermark.Bytes;
     }
 
     public override void Dispose()

@@ -61,6 +61,19 @@ internal sealed class ContentStore
         return removed;
     }
 
+    /// <summary>Free space on the cache's file system; null when it cannot be told.</summary>
+    public long? FreeSpace()
+    {
+        try
+        {
+            return new DriveInfo(Root).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
+    }
+
     public string BlobPath(Digest digest)
     {
         var encoded = digest.Encoded;

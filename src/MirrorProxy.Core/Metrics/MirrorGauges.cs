@@ -15,24 +15,12 @@ internal sealed class MirrorGauges
         var meter = metrics.Meter;
         meter.CreateObservableGauge("mirrorproxy.cache.size", () => cache.TotalBytes, "By", "Bytes of content in the cache.");
         meter.CreateObservableGauge("mirrorproxy.cache.objects", () => cache.ObjectCount, "{object}", "Content objects (blobs and manifests) in the cache.");
-        meter.CreateObservableGauge("mirrorproxy.cache.disk.free", () => FreeSpace(cache.Store.Root), "By", "Free space on the cache's file system.");
+        meter.CreateObservableGauge("mirrorproxy.cache.disk.free", () => cache.Store.FreeSpace() ?? 0, "By", "Free space on the cache's file system.");
         meter.CreateObservableGauge("mirrorproxy.pins.missing", () => pins.Sets.Select(set =>
             new Measurement<long>(pins.CountMissing(set), new KeyValuePair<string, object?>("pin_set", set.Name))), "{object}",
             "Objects reachable from each pin set that are not in the cache.");
         meter.CreateObservableGauge("mirrorproxy.upstream.state", () => ObserveStates(upstreams), "{state}",
             "1 for each upstream's current state (healthy, down, probing, offline), 0 for the others.");
-    }
-
-    private static long FreeSpace(string path)
-    {
-        try
-        {
-            return new DriveInfo(path).AvailableFreeSpace;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            return 0;
-        }
     }
 
     private static IEnumerable<Measurement<int>> ObserveStates(UpstreamRegistrySet upstreams)

@@ -42,15 +42,10 @@ internal static class HealthEndpoints
             problems.Add("cache directory not writable: " + writeError);
         }
 
-        long free;
-        try
-        {
-            free = new DriveInfo(cache.Store.Root).AvailableFreeSpace;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        if (cache.Store.FreeSpace() is not { } free)
         {
             free = 0;
-            problems.Add("free disk space unknown: " + ex.Message);
+            problems.Add("free disk space of the cache directory is unknown");
         }
 
         var floor = options.Cache.MinFreeDisk.Bytes;
