@@ -1,10 +1,5 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace MirrorProxy.IntegrationTests.Support;
 
@@ -32,12 +27,11 @@ internal sealed class FaultProxy : IAsyncDisposable
     private readonly HttpClient _client;
     private int _requests;
 
-    private FaultProxy(WebApplication app, HttpClient client)
+    private FaultProxy(WebApplication app, Uri baseUri, HttpClient client)
     {
         _app = app;
+        BaseUri = baseUri;
         _client = client;
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        BaseUri = new Uri(address);
     }
 
     public Uri BaseUri { get; }
@@ -48,19 +42,14 @@ internal sealed class FaultProxy : IAsyncDisposable
 
     public static async Task<FaultProxy> StartAsync(Uri upstream)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
-        var app = builder.Build();
         var client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false, AutomaticDecompression = System.Net.DecompressionMethods.None })
         {
             BaseAddress = upstream,
             Timeout = Timeout.InfiniteTimeSpan,
         };
         FaultProxy? self = null;
-        app.Run(context => self!.HandleAsync(context));
-        await app.StartAsync();
-        self = new FaultProxy(app, client);
+        var (app, baseUri) = await LoopbackApp.StartAsync(app => app.Run(context => self!.HandleAsync(context)));
+        self = new FaultProxy(app, baseUri, client);
         return self;
     }
 

@@ -1,11 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace MirrorProxy.IntegrationTests.Support;
 
@@ -27,13 +22,12 @@ internal sealed class FaultyUpstream : IAsyncDisposable
     private readonly WebApplication _app;
     private int _blobGets;
 
-    private FaultyUpstream(WebApplication app, byte[] blob)
+    private FaultyUpstream(WebApplication app, Uri baseUri, byte[] blob)
     {
         _app = app;
+        BaseUri = baseUri;
         Blob = blob;
         Digest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(blob));
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        BaseUri = new Uri(address);
     }
 
     public Uri BaseUri { get; }
@@ -51,15 +45,13 @@ internal sealed class FaultyUpstream : IAsyncDisposable
 
     public static async Task<FaultyUpstream> StartAsync(byte[] blob)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
-        var app = builder.Build();
         FaultyUpstream? self = null;
-        app.MapGet("/v2/", () => Results.Json(new { }));
-        app.MapMethods("/v2/{**rest}", ["GET", "HEAD"], (HttpContext context) => self!.ServeAsync(context));
-        await app.StartAsync();
-        self = new FaultyUpstream(app, blob);
+        var (app, baseUri) = await LoopbackApp.StartAsync(app =>
+        {
+            app.MapGet("/v2/", () => Results.Json(new { }));
+            app.MapMethods("/v2/{**rest}", ["GET", "HEAD"], (HttpContext context) => self!.ServeAsync(context));
+        });
+        self = new FaultyUpstream(app, baseUri, blob);
         return self;
     }
 
