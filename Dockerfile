@@ -35,8 +35,7 @@ FROM mcr.microsoft.com/dotnet/runtime-deps:10.0-noble-chiseled
 COPY --from=build /out/mirrorproxy /app/mirrorproxy
 COPY --from=build --chown=1654:1654 /cache /var/cache/mirrorproxy
 USER 1654
-ENV MIRRORPROXY__CACHE__PATH=/var/cache/mirrorproxy \
-    DOTNET_gcServer=0
+ENV MIRRORPROXY__CACHE__PATH=/var/cache/mirrorproxy
 VOLUME /var/cache/mirrorproxy
 EXPOSE 5000
 # With TLS on, use: mirrorproxy health --url https://127.0.0.1:5000/healthz --insecure
