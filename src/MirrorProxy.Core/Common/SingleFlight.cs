@@ -11,8 +11,6 @@ internal sealed class SingleFlight<TResult>
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<TResult>>> _running = new(StringComparer.Ordinal);
 
-    public int Count => _running.Count;
-
     /// <summary>Joins the work running for <paramref name="key"/>, or starts <paramref name="work"/>. Waiting is cancellable; the work is not.</summary>
     public Task<TResult> RunAsync<TState>(string key, Func<TState, Task<TResult>> work, TState state, CancellationToken cancellationToken)
     {

@@ -34,9 +34,6 @@ internal sealed partial class BlobService
         _stopping = lifetime.ApplicationStopping;
     }
 
-    /// <summary>Number of downloads in progress.</summary>
-    public int ActiveCount => _active.Count;
-
     /// <summary>
     /// Joins the download of <paramref name="digest"/>, starting it when none runs. The caller holds a reader
     /// reference on the returned ingest and must call <see cref="BlobIngest.ReleaseReader"/>.

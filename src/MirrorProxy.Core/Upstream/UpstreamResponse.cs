@@ -44,10 +44,6 @@ internal readonly struct UpstreamResponse : IDisposable
 
     public bool IsSuccess => Outcome == UpstreamOutcome.Success;
 
-    /// <summary>True when the upstream could not give an authoritative answer (as opposed to "not found").</summary>
-    public bool IsUnavailable => Outcome is UpstreamOutcome.Unreachable or UpstreamOutcome.ServerError or UpstreamOutcome.RateLimited
-        or UpstreamOutcome.Skipped or UpstreamOutcome.Unauthorized or UpstreamOutcome.Forbidden;
-
     public TimeSpan? RetryAfter
     {
         get

@@ -379,7 +379,6 @@ public sealed class UpstreamRegistryTests
         using var response = await upstream.SendAsync(ManifestRequest, CancellationToken.None);
 
         Assert.Equal(UpstreamOutcome.Unreachable, response.Outcome);
-        Assert.True(response.IsUnavailable);
         Assert.Null(response.Message);
         Assert.Contains("ConnectionError", response.Detail);
     }
@@ -483,7 +482,6 @@ public sealed class UpstreamRegistryTests
 
         Assert.Equal(UpstreamOutcome.RateLimited, response.Outcome);
         Assert.Equal(TimeSpan.FromSeconds(42), response.RetryAfter);
-        Assert.True(response.IsUnavailable);
     }
 
     [Fact]
@@ -495,7 +493,6 @@ public sealed class UpstreamRegistryTests
         using var response = await upstream.SendAsync(ManifestRequest, CancellationToken.None);
 
         Assert.Equal(UpstreamOutcome.Skipped, response.Outcome);
-        Assert.True(response.IsUnavailable);
         Assert.Empty(handler.Requests);
     }
 
