@@ -156,6 +156,46 @@ curl -s --max-time 30 -X PUT -H "Content-Type: application/vnd.oci.image.manifes
   "http://127.0.0.1:$UPSTREAM_PORT/v2/bench/app/manifests/1.0" > /dev/null
 small_size=$(stat -c %s "$work/layers/small.tar.gz")
 
+# A second image, pulled whole by containerd through each proxy while cold: 1, 8 and 24 MB layers.
+make_layer pull1 $((1024 * 1024)); make_layer pull2 $((8 * 1024 * 1024)); make_layer pull3 $((24 * 1024 * 1024))
+pull_layers=""; pull_diffs=""
+for layer in pull1 pull2 pull3; do
+  digest=$(push_blob bench/pull "$work/layers/$layer.tar.gz")
+  pull_layers="$pull_layers$(descriptor application/vnd.oci.image.layer.v1.tar+gzip "$work/layers/$layer.tar.gz" "$digest"),"
+  pull_diffs="$pull_diffs\"sha256:$(gunzip -c "$work/layers/$layer.tar.gz" | sha256sum | cut -d' ' -f1)\","
+done
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]},"config":{}}' "${pull_diffs%,}" > "$work/pull-config.json"
+pull_config=$(push_blob bench/pull "$work/pull-config.json")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
+  "$(descriptor application/vnd.oci.image.config.v1+json "$work/pull-config.json" "$pull_config")" "${pull_layers%,}" > "$work/pull-manifest.json"
+curl -s --max-time 30 -X PUT -H "Content-Type: application/vnd.oci.image.manifest.v1+json" --data-binary "@$work/pull-manifest.json" \
+  "http://127.0.0.1:$UPSTREAM_PORT/v2/bench/pull/manifests/1.0" > /dev/null
+
+# ctr pull (with unpack) of bench.local/bench/pull:1.0 from a fresh containerd, through the proxy on port $1.
+containerd_pull() { # port -> milliseconds, or "failed"
+  local dir="$work/ctd-$1-$RANDOM" pid started result=failed
+  mkdir -p "$dir/hosts/bench.local"
+  cat > "$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$dir/c.sock"
+TOML
+  printf 'server = "http://127.0.0.1:1"\n[host."http://127.0.0.1:%s"]\n  capabilities = ["pull", "resolve"]\n' "$1" > "$dir/hosts/bench.local/hosts.toml"
+  containerd --config "$dir/config.toml" > "$dir/log" 2>&1 &
+  pid=$!
+  local deadline=$((SECONDS + 20))
+  until ctr --address "$dir/c.sock" version > /dev/null 2>&1; do [ $SECONDS -lt $deadline ] || break; sleep 0.1; done
+  started=$(date +%s%N)
+  if timeout 120 ctr --address "$dir/c.sock" -n bench images pull --hosts-dir "$dir/hosts" --snapshotter native bench.local/bench/pull:1.0 > "$dir/pull.log" 2>&1; then
+    result=$(( ($(date +%s%N) - started) / 1000000 ))
+  fi
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  echo "$result"
+}
+
 log "starting distribution (proxy mode) and nginx (sendfile)"
 start_registry dist "$DIST_PORT" "proxy: { remoteurl: \"http://127.0.0.1:$UPSTREAM_PORT\" }"
 dist_pid=${pids[-1]}
@@ -201,6 +241,7 @@ record() { result[$1]=$2; }
 
 if [ "$PEERS" = 1 ]; then
 log "distribution: cold, then warm"
+record dist.ctr "$(containerd_pull "$DIST_PORT")"
 read -r ms gets < <(cold_pull "$DIST_PORT")
 record dist.cold.ms "$ms"; record dist.cold.gets "$gets"
 for digest in "$small" "$medium" "$config"; do curl -s -o /dev/null --max-time 60 "http://127.0.0.1:$DIST_PORT/v2/bench/app/blobs/$digest"; done
@@ -224,6 +265,7 @@ for entry in "${programs[@]}"; do
   sleep 1
   record "$name.idle" "$(rss_now_kb "$mirror_pid")"
   log "MirrorProxy ($name): cold, then warm"
+  record "$name.ctr" "$(containerd_pull "$MIRROR_PORT")"
   read -r ms gets < <(cold_pull "$MIRROR_PORT")
   record "$name.cold.ms" "$ms"; record "$name.cold.gets" "$gets"; record "$name.rss.cold" "$(rss_kb "$mirror_pid")"
   for digest in "$small" "$medium" "$config"; do curl -s -o /dev/null --max-time 60 "http://127.0.0.1:$MIRROR_PORT/v2/bench/app/blobs/$digest"; done
@@ -276,7 +318,9 @@ plain() { printf '%s' "$1"; }
 row "hot small blob ($small_size B), $CONNECTIONS_SMALL conns, req/s" "${result[nginx.small]:-n/a}" "${result[dist.small]:-n/a}" small plain
 row "hot 2 MB blob, $CONNECTIONS_LARGE conns" "$(gbps "${result[nginx.medium]:-n/a}")" "$(gbps "${result[dist.medium]:-n/a}")" medium gbps
 row "hot manifest by tag, $CONNECTIONS_SMALL conns, req/s" "n/a" "${result[dist.manifest]:-n/a}" manifest plain
-printf '| 16 concurrent cold GETs of a 48 MB blob: upstream GETs (ms) | n/a | %s (%s ms) |' "${result[dist.cold.gets]:-n/a}" "${result[dist.cold.ms]:-n/a}"
+printf '| containerd cold pull of a whole image (1, 8, 24 MB layers, unpacked), ms | n/a | %s |' "${result[dist.ctr]:-n/a}"
+for entry in "${programs[@]}"; do n=${entry%%:*}; printf ' %s | %s× faster | |' "${result[$n.ctr]:-n/a}" "$(ratio "${result[dist.ctr]:-0}" "${result[$n.ctr]:-0}")"; done
+printf '\n| 16 concurrent cold GETs of a 48 MB blob: upstream GETs (ms) | n/a | %s (%s ms) |' "${result[dist.cold.gets]:-n/a}" "${result[dist.cold.ms]:-n/a}"
 for entry in "${programs[@]}"; do n=${entry%%:*}; printf ' %s (%s ms) | | |' "${result[$n.cold.gets]:-n/a}" "${result[$n.cold.ms]:-n/a}"; done
 printf '\n| peak RSS | n/a | %s |' "$(mb "${result[dist.rss]:-n/a}")"
 for entry in "${programs[@]}"; do n=${entry%%:*}; printf ' %s | | |' "$(mb "${result[$n.rss]:-n/a}")"; done

@@ -11,7 +11,8 @@ public class ReferenceBenchmarks
     private readonly byte[] _index = Encoding.UTF8.GetBytes(
         """{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[""" +
         string.Join(',', Enumerable.Range(0, 6).Select(i =>
-            $$"""{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{{new string((char)('a' + i), 64)}}","size":1234,"platform":{"architecture":"arch{{i}}","os":"linux"}}""")) +
+            "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" + new string((char)('a' + i), 64)
+            + "\",\"size\":1234,\"platform\":{\"architecture\":\"arch" + i + "\",\"os\":\"linux\"}}")) +
         "]}");
 
     [Benchmark]
