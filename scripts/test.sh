@@ -37,8 +37,10 @@ status=0
 dotnet test MirrorProxy.sln -c Release --no-build --logger "console;verbosity=normal" 2>&1 | tee "$log" || status=$?
 
 # One closing line for the whole run, summed over the test projects.
-passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-skipped=$(grep -Eo 'Skipped: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+# Sum "Passed: N" etc. from each project's summary; a count that is absent (nothing failed) is zero.
+count() { { grep -Eo "$1: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s+0}'; }
+passed=$(count Passed)
+failed=$(count Failed)
+skipped=$(count Skipped)
 echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$status"
