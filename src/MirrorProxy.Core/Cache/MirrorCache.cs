@@ -151,28 +151,21 @@ internal sealed partial class MirrorCache : IDisposable
 
     public async Task PutManifestAsync(Digest digest, ReadOnlyMemory<byte> content, string mediaType, CancellationToken cancellationToken)
     {
-        var isNew = !Store.TryStat(digest, out _);
         await Store.PutManifestAsync(digest, content, mediaType, cancellationToken).ConfigureAwait(false);
         IndexContent(digest, new ContentEntry(content.Length, mediaType));
         Hot.Add(digest.Value, content.ToArray(), mediaType);
-        if (isNew)
-        {
-            Counted(digest, content.Length);
-        }
+        Counted(digest, content.Length);
     }
 
     /// <summary>Publishes a verified blob from <paramref name="tempPath"/>.</summary>
     public void PublishBlob(string tempPath, Digest digest, long size)
     {
-        var isNew = !Store.TryStat(digest, out _);
         Store.Publish(tempPath, digest);
         IndexContent(digest, new ContentEntry(size, null));
-        if (isNew)
-        {
-            Counted(digest, size);
-        }
+        Counted(digest, size);
     }
 
+    /// <summary>Adds an object to the catalog and the totals, once: the catalog decides what is new.</summary>
     private void Counted(Digest digest, long bytes)
     {
         if (_catalog.TryAdd(digest.Value, new CatalogEntry(bytes, _time.GetUtcNow().UtcTicks)))
