@@ -110,5 +110,6 @@ internal static class MirrorProxyHost
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapAdminEndpoints();
         _ = app.Services.GetRequiredService<MirrorGauges>();
+        RuntimeReport.Write(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MirrorProxy.Runtime"));
     }
 }

@@ -1,0 +1,34 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+
+namespace MirrorProxy.Hosting;
+
+/// <summary>
+/// One start-up line saying how this process runs (architecture, JIT or Native AOT, which GC), so that a
+/// node's log tells which build and memory behaviour an operator is looking at.
+/// </summary>
+internal static partial class RuntimeReport
+{
+    public static void Write(ILogger logger)
+    {
+        var gc = GC.GetConfigurationVariables();
+        var heaps = gc.TryGetValue("HeapCount", out var count) ? Convert.ToInt64(count, System.Globalization.CultureInfo.InvariantCulture) : 1;
+        var adaptive = GCSettings.IsServerGC && gc.TryGetValue("GCDynamicAdaptationMode", out var mode)
+            && Convert.ToInt64(mode, System.Globalization.CultureInfo.InvariantCulture) == 1;
+        Log.Runtime(logger,
+            RuntimeInformation.FrameworkDescription,
+            RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),
+            RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "Native AOT",
+            GCSettings.IsServerGC ? (adaptive ? "server (DATAS)" : "server") : "workstation",
+            heaps,
+            Environment.ProcessorCount);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(8001, LogLevel.Information, "Running on {Framework} {Architecture}, {Compilation}, {Gc} GC with at most {Heaps} heaps, {Processors} processors")]
+        public static partial void Runtime(ILogger logger, string framework, string architecture, string compilation, string gc, long heaps, int processors);
+    }
+}
