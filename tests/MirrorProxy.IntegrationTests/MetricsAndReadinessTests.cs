@@ -83,6 +83,23 @@ public sealed class MetricsAndReadinessTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metrics_IncludeTheRuntimesGcAndMemory()
+    {
+        await using var mirror = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", _registry.BaseUri)]);
+        using (var manifest = await mirror.Client.GetAsync($"/v2/{_image.Repository}/manifests/{_image.Tag}?ns=docker.io"))
+        {
+            Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
+        }
+
+        var metrics = await ScrapeAsync(mirror);
+
+        Assert.True(metrics.Sum("dotnet_gc_heap_total_allocated_bytes_total") > 0);
+        Assert.True(metrics.Sum("dotnet_process_memory_working_set_bytes") > 0);
+        Assert.True(metrics.Has("dotnet_gc_collections_total"));
+        Assert.True(metrics.Has("dotnet_gc_last_collection_memory_committed_size_bytes"));
+    }
+
+    [Fact]
     public async Task Readyz_StaysReadyWithTheUpstreamHung_AndReportsIt()
     {
         await using var mirror = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", _registry.BaseUri)],

@@ -30,7 +30,9 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<MirrorGauges>();
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("mirrorproxy"))
-            .WithMetrics(metrics => metrics.AddMeter(MirrorMetrics.MeterName).AddPrometheusExporter());
+            // System.Runtime: the runtime's own meter (GC heap and collections, working set, thread pool), for
+            // watching a node's memory next to the mirror's traffic.
+            .WithMetrics(metrics => metrics.AddMeter(MirrorMetrics.MeterName, "System.Runtime").AddPrometheusExporter());
         services.TryAddSingleton(static sp => new OfflineMode(sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Offline));
 
         services.TryAddSingleton(static sp =>
