@@ -16,6 +16,7 @@ CONNECTIONS_SMALL=${CONNECTIONS_SMALL:-32}
 CONNECTIONS_LARGE=${CONNECTIONS_LARGE:-8}
 AOT=${AOT:-0}
 ISLAND_TIMEOUT=${ISLAND_TIMEOUT:-5}
+PULL_IMAGES=${PULL_IMAGES:-4} # images pulled whole through containerd: one to warm up, the rest timed
 MIRROR_ENV=${MIRROR_ENV:-}   # extra environment for MirrorProxy, e.g. "DOTNET_gcServer=1"
 PEERS=${PEERS:-1}            # 0: MirrorProxy only (quick experiments); the table then has no ratios
 BASE_PORT=${BASE_PORT:-15000}
@@ -113,12 +114,13 @@ timed_get() { # url max-seconds -> "seconds s status" (status 000: no answer wit
 }
 
 start_mirror() { # program tag-ttl -> sets mirror_pid, startup_ms
-  local started=$(date +%s%N)
+  local started
+  started=$(date +%s%N)
   # shellcheck disable=SC2086
   env MIRRORPROXY__LOGGING__LOGLEVEL__DEFAULT=Warning $MIRROR_ENV "$1" serve --listen "127.0.0.1:$MIRROR_PORT" --cache "$work/mirror-cache" \
     --upstream "bench.local=http://127.0.0.1:$UPSTREAM_PORT" --tag-ttl "$2" > "$work/mirror.log" 2>&1 &
   mirror_pid=$!
-  pids+=($mirror_pid)
+  pids+=("$mirror_pid")
   wait_http "http://127.0.0.1:$MIRROR_PORT/healthz" 60
   startup_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 }
@@ -156,23 +158,27 @@ curl -s --max-time 30 -X PUT -H "Content-Type: application/vnd.oci.image.manifes
   "http://127.0.0.1:$UPSTREAM_PORT/v2/bench/app/manifests/1.0" > /dev/null
 small_size=$(stat -c %s "$work/layers/small.tar.gz")
 
-# A second image, pulled whole by containerd through each proxy while cold: 1, 8 and 24 MB layers.
-make_layer pull1 $((1024 * 1024)); make_layer pull2 $((8 * 1024 * 1024)); make_layer pull3 $((24 * 1024 * 1024))
-pull_layers=""; pull_diffs=""
-for layer in pull1 pull2 pull3; do
-  digest=$(push_blob bench/pull "$work/layers/$layer.tar.gz")
-  pull_layers="$pull_layers$(descriptor application/vnd.oci.image.layer.v1.tar+gzip "$work/layers/$layer.tar.gz" "$digest"),"
-  pull_diffs="$pull_diffs\"sha256:$(gunzip -c "$work/layers/$layer.tar.gz" | sha256sum | cut -d' ' -f1)\","
+# Images pulled whole by containerd through each proxy while not yet cached: 1, 8 and 24 MB layers each.
+# The first warms the proxy process (its code paths, connections), the others are timed.
+for image in $(seq 0 $((PULL_IMAGES - 1))); do
+  make_layer "pull$image-1" $((1024 * 1024)); make_layer "pull$image-2" $((8 * 1024 * 1024)); make_layer "pull$image-3" $((24 * 1024 * 1024))
+  pull_layers=""; pull_diffs=""
+  for layer in "pull$image-1" "pull$image-2" "pull$image-3"; do
+    digest=$(push_blob "bench/pull$image" "$work/layers/$layer.tar.gz")
+    pull_layers="$pull_layers$(descriptor application/vnd.oci.image.layer.v1.tar+gzip "$work/layers/$layer.tar.gz" "$digest"),"
+    pull_diffs="$pull_diffs\"sha256:$(gunzip -c "$work/layers/$layer.tar.gz" | sha256sum | cut -d' ' -f1)\","
+  done
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]},"config":{}}' "${pull_diffs%,}" > "$work/pull-config.json"
+  pull_config=$(push_blob "bench/pull$image" "$work/pull-config.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
+    "$(descriptor application/vnd.oci.image.config.v1+json "$work/pull-config.json" "$pull_config")" "${pull_layers%,}" > "$work/pull-manifest.json"
+  curl -s --max-time 30 -X PUT -H "Content-Type: application/vnd.oci.image.manifest.v1+json" --data-binary "@$work/pull-manifest.json" \
+    "http://127.0.0.1:$UPSTREAM_PORT/v2/bench/pull$image/manifests/1.0" > /dev/null
+  rm -rf "$work/layers/pull$image-"*
 done
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]},"config":{}}' "${pull_diffs%,}" > "$work/pull-config.json"
-pull_config=$(push_blob bench/pull "$work/pull-config.json")
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
-  "$(descriptor application/vnd.oci.image.config.v1+json "$work/pull-config.json" "$pull_config")" "${pull_layers%,}" > "$work/pull-manifest.json"
-curl -s --max-time 30 -X PUT -H "Content-Type: application/vnd.oci.image.manifest.v1+json" --data-binary "@$work/pull-manifest.json" \
-  "http://127.0.0.1:$UPSTREAM_PORT/v2/bench/pull/manifests/1.0" > /dev/null
 
-# ctr pull (with unpack) of bench.local/bench/pull:1.0 from a fresh containerd, through the proxy on port $1.
-containerd_pull() { # port -> milliseconds, or "failed"
+# ctr pull (with unpack) of bench.local/$2 from a fresh containerd, through the proxy on port $1.
+containerd_pull() { # port image -> milliseconds, or "failed"
   local dir="$work/ctd-$1-$RANDOM" pid started result=failed
   mkdir -p "$dir/hosts/bench.local"
   cat > "$dir/config.toml" <<TOML
@@ -189,17 +195,30 @@ TOML
   local deadline=$((SECONDS + 20))
   until ctr --address "$dir/c.sock" version > /dev/null 2>&1; do [ $SECONDS -lt $deadline ] || break; sleep 0.1; done
   started=$(date +%s%N)
-  if timeout 120 ctr --address "$dir/c.sock" -n bench images pull --hosts-dir "$dir/hosts" --snapshotter native bench.local/bench/pull:1.0 > "$dir/pull.log" 2>&1; then
+  if timeout 120 ctr --address "$dir/c.sock" -n bench images pull --hosts-dir "$dir/hosts" --snapshotter native "bench.local/$2" > "$dir/pull.log" 2>&1; then
     result=$(( ($(date +%s%N) - started) / 1000000 ))
   fi
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  rm -rf "$dir"
   echo "$result"
+}
+
+# Every image through the proxy on port $1: the first unrecorded, then the median and each figure.
+containerd_pulls() { # port -> "median (ms, ms, ...)", or "failed"
+  local image times=() median
+  containerd_pull "$1" bench/pull0:1.0 > /dev/null
+  for image in $(seq 1 $((PULL_IMAGES - 1))); do times+=("$(containerd_pull "$1" "bench/pull$image:1.0")"); done
+  case " ${times[*]} " in *" failed "*) echo failed; return ;; esac
+  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  local all
+  all=$(printf '%s, ' "${times[@]}")
+  echo "$median (${all%, })"
 }
 
 log "starting distribution (proxy mode) and nginx (sendfile)"
 start_registry dist "$DIST_PORT" "proxy: { remoteurl: \"http://127.0.0.1:$UPSTREAM_PORT\" }"
 dist_pid=${pids[-1]}
-mkdir -p -m 755 "$work/nginx" "$work/nginx/root" "$work/nginx/root/v2" "$work/nginx/root/v2/bench" "$work/nginx/root/v2/bench/app" "$work/nginx/root/v2/bench/app/blobs" "$work/nginx/tmp"
+mkdir -m 755 "$work/nginx" "$work/nginx/root" "$work/nginx/root/v2" "$work/nginx/root/v2/bench" "$work/nginx/root/v2/bench/app" "$work/nginx/root/v2/bench/app/blobs" "$work/nginx/tmp"
 install -m 644 "$work/layers/small.tar.gz" "$work/nginx/root/v2/bench/app/blobs/$small"
 install -m 644 "$work/layers/medium.tar.gz" "$work/nginx/root/v2/bench/app/blobs/$medium"
 cat > "$work/nginx/nginx.conf" <<NGINX
@@ -241,7 +260,7 @@ record() { result[$1]=$2; }
 
 if [ "$PEERS" = 1 ]; then
 log "distribution: cold, then warm"
-record dist.ctr "$(containerd_pull "$DIST_PORT")"
+record dist.ctr "$(containerd_pulls "$DIST_PORT")"
 read -r ms gets < <(cold_pull "$DIST_PORT")
 record dist.cold.ms "$ms"; record dist.cold.gets "$gets"
 for digest in "$small" "$medium" "$config"; do curl -s -o /dev/null --max-time 60 "http://127.0.0.1:$DIST_PORT/v2/bench/app/blobs/$digest"; done
@@ -265,7 +284,7 @@ for entry in "${programs[@]}"; do
   sleep 1
   record "$name.idle" "$(rss_now_kb "$mirror_pid")"
   log "MirrorProxy ($name): cold, then warm"
-  record "$name.ctr" "$(containerd_pull "$MIRROR_PORT")"
+  record "$name.ctr" "$(containerd_pulls "$MIRROR_PORT")"
   read -r ms gets < <(cold_pull "$MIRROR_PORT")
   record "$name.cold.ms" "$ms"; record "$name.cold.gets" "$gets"; record "$name.rss.cold" "$(rss_kb "$mirror_pid")"
   for digest in "$small" "$medium" "$config"; do curl -s -o /dev/null --max-time 60 "http://127.0.0.1:$MIRROR_PORT/v2/bench/app/blobs/$digest"; done
@@ -318,8 +337,8 @@ plain() { printf '%s' "$1"; }
 row "hot small blob ($small_size B), $CONNECTIONS_SMALL conns, req/s" "${result[nginx.small]:-n/a}" "${result[dist.small]:-n/a}" small plain
 row "hot 2 MB blob, $CONNECTIONS_LARGE conns" "$(gbps "${result[nginx.medium]:-n/a}")" "$(gbps "${result[dist.medium]:-n/a}")" medium gbps
 row "hot manifest by tag, $CONNECTIONS_SMALL conns, req/s" "n/a" "${result[dist.manifest]:-n/a}" manifest plain
-printf '| containerd cold pull of a whole image (1, 8, 24 MB layers, unpacked), ms | n/a | %s |' "${result[dist.ctr]:-n/a}"
-for entry in "${programs[@]}"; do n=${entry%%:*}; printf ' %s | %s× faster | |' "${result[$n.ctr]:-n/a}" "$(ratio "${result[dist.ctr]:-0}" "${result[$n.ctr]:-0}")"; done
+printf '| containerd pull of an image not yet cached (1, 8, 24 MB layers, unpacked), median of %s, ms | n/a | %s |' "$((PULL_IMAGES - 1))" "${result[dist.ctr]:-n/a}"
+for entry in "${programs[@]}"; do n=${entry%%:*}; printf ' %s | %s× faster | |' "${result[$n.ctr]:-n/a}" "$(ratio "${result[dist.ctr]%% *}" "${result[$n.ctr]%% *}")"; done
 printf '\n| 16 concurrent cold GETs of a 48 MB blob: upstream GETs (ms) | n/a | %s (%s ms) |' "${result[dist.cold.gets]:-n/a}" "${result[dist.cold.ms]:-n/a}"
 for entry in "${programs[@]}"; do n=${entry%%:*}; printf ' %s (%s ms) | | |' "${result[$n.cold.gets]:-n/a}" "${result[$n.cold.ms]:-n/a}"; done
 printf '\n| peak RSS | n/a | %s |' "$(mb "${result[dist.rss]:-n/a}")"
