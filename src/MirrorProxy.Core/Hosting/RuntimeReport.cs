@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -14,9 +15,9 @@ internal static partial class RuntimeReport
     public static void Write(ILogger logger)
     {
         var gc = GC.GetConfigurationVariables();
-        var heaps = gc.TryGetValue("HeapCount", out var count) ? Convert.ToInt64(count, System.Globalization.CultureInfo.InvariantCulture) : 1;
+        var heaps = gc.TryGetValue("HeapCount", out var count) ? Convert.ToInt64(count, CultureInfo.InvariantCulture) : 1;
         var adaptive = GCSettings.IsServerGC && gc.TryGetValue("GCDynamicAdaptationMode", out var mode)
-            && Convert.ToInt64(mode, System.Globalization.CultureInfo.InvariantCulture) == 1;
+            && Convert.ToInt64(mode, CultureInfo.InvariantCulture) == 1;
         Log.Runtime(logger,
             RuntimeInformation.FrameworkDescription,
             RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),
