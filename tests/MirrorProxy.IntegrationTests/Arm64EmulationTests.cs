@@ -59,10 +59,12 @@ public sealed class Arm64EmulationTests(PullThroughFixture fixture) : IDisposabl
         await using var mirror = await MirrorProcess.StartAsync("qemu-aarch64-static", qemuArguments, _work.Combine("cache"),
             ["--upstream", $"docker.io={fixture.Upstream.BaseUri}"], TimeSpan.FromMinutes(2));
 
-        // The build runs as shipped: arm64, the server GC with DATAS (as measured in benchmarks/README.md).
+        // The build runs as shipped: arm64, the server GC with DATAS and the compiled-in 8 MiB gen0 cap
+        // (as measured in benchmarks/README.md).
         var runtime = await mirror.Output.WaitForLineAsync(line => line.Text.Contains("Running on", StringComparison.Ordinal),
             TimeSpan.FromSeconds(30), CancellationToken.None);
         Assert.Contains($"arm64, {compilation}, server (DATAS) GC", runtime.Text, StringComparison.Ordinal);
+        Assert.Contains("a gen0 budget of at most 8 MiB", runtime.Text, StringComparison.Ordinal);
 
         var image = fixture.DockerImage;
         (await Skopeo.CopyAsync($"docker://{mirror.BaseUri.Authority}/docker.io/{image.Repository}:{image.Tag}", $"oci:{_work.Combine("pulled")}:x", all: true,

@@ -18,6 +18,8 @@ public sealed class RuntimeReportTests
         Assert.Contains(RuntimeInformation.FrameworkDescription, line, StringComparison.Ordinal);
         Assert.Contains(" " + RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant() + ", JIT, ", line, StringComparison.Ordinal);
         Assert.Contains(GCSettings.IsServerGC ? ", server" : ", workstation GC", line, StringComparison.Ordinal);
+        var budget = Convert.ToInt64(GC.GetConfigurationVariables()["GCGen0MaxBudget"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains($" a gen0 budget of at most {budget >> 20} MiB,", line, StringComparison.Ordinal);
         Assert.EndsWith($", {Environment.ProcessorCount} processors", line, StringComparison.Ordinal);
     }
 
