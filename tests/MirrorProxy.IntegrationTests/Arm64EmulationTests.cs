@@ -20,8 +20,8 @@ public sealed class Arm64EmulationTests(PullThroughFixture fixture) : IDisposabl
         var program = await PublishAsync(["--self-contained"]);
 
         // qemu-user keeps its translation of code the runtime later rewrites through the second, writable
-        // mapping W^X uses (the GC write barrier, when DATAS changes the heap count), so under qemu only the
-        // JIT build runs with W^X off. Hardware sees the rewrite; the Native AOT build rewrites no code.
+        // mapping W^X uses (presumably the GC write barrier, which changes with DATAS's heap count), so under
+        // qemu the JIT build runs with W^X off. Hardware sees the rewrite; the Native AOT build rewrites no code.
         await ServesASkopeoPullAsync(["-E", "DOTNET_EnableWriteXorExecute=0", program], "JIT");
     }
 
