@@ -16,11 +16,10 @@ public sealed class ProgramRuntimeTests : IDisposable
     {
         await using var mirror = await MirrorProcess.StartAsync(_work.Combine("cache"), ["--upstream", "docker.io=http://127.0.0.1:1"]);
 
-        var runtime = await mirror.Output.WaitForLineAsync(line => line.Text.Contains("Running on", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(30), CancellationToken.None);
+        var runtime = await mirror.RuntimeLineAsync();
 
-        Assert.Contains($" {RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant()}, ", runtime.Text, StringComparison.Ordinal);
-        Assert.Contains(", server (DATAS) GC ", runtime.Text, StringComparison.Ordinal);
-        Assert.Contains("a gen0 budget of at most 8 MiB", runtime.Text, StringComparison.Ordinal);
+        Assert.Contains($" {RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant()}, ", runtime, StringComparison.Ordinal);
+        Assert.Contains(", server (DATAS) GC ", runtime, StringComparison.Ordinal);
+        Assert.Contains("a gen0 budget of at most 8 MiB", runtime, StringComparison.Ordinal);
     }
 }

@@ -15,10 +15,11 @@ internal static partial class RuntimeReport
     public static void Write(ILogger logger)
     {
         var gc = GC.GetConfigurationVariables();
-        var heaps = gc.TryGetValue("HeapCount", out var count) ? Convert.ToInt64(count, CultureInfo.InvariantCulture) : 1;
-        var adaptive = GCSettings.IsServerGC && gc.TryGetValue("GCDynamicAdaptationMode", out var mode)
-            && Convert.ToInt64(mode, CultureInfo.InvariantCulture) == 1;
-        var gen0MaxBudget = gc.TryGetValue("GCGen0MaxBudget", out var budget) ? Convert.ToInt64(budget, CultureInfo.InvariantCulture) : 0;
+        long Setting(string key, long absent) => gc.TryGetValue(key, out var value) ? Convert.ToInt64(value, CultureInfo.InvariantCulture) : absent;
+
+        var heaps = Setting("HeapCount", 1);
+        var adaptive = GCSettings.IsServerGC && Setting("GCDynamicAdaptationMode", 0) == 1;
+        var gen0MaxBudget = Setting("GCGen0MaxBudget", 0);
         Log.Runtime(logger,
             RuntimeInformation.FrameworkDescription,
             RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant(),

@@ -61,6 +61,10 @@ internal sealed class MirrorProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The start-up line that says how the program runs (architecture, JIT or Native AOT, GC).</summary>
+    public async Task<string> RuntimeLineAsync() =>
+        (await Output.WaitForLineAsync(line => line.Text.Contains("Running on", StringComparison.Ordinal), TimeSpan.FromSeconds(30), CancellationToken.None)).Text;
+
     /// <summary>SIGKILL: no shutdown code runs, as in a power cut.</summary>
     public Task KillAsync() => _process.KillAsync();
 
