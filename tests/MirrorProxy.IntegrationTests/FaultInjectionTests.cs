@@ -34,7 +34,7 @@ public sealed class FaultInjectionTests : IAsyncLifetime
     [Theory]
     [InlineData(FaultMode.Corrupt)]
     [InlineData(FaultMode.DropMidway)]
-    public async Task FaultyBlob_ClientSeesBrokenResponse_NothingCached_NextRequestSucceeds(FaultMode mode)
+    public async Task FaultyBlob_ClientSeesBrokenResponse_NothingCached_UpstreamMarkedDownUntilProbed_ThenServed(FaultMode mode)
     {
         _upstream.Mode = mode;
 
@@ -44,7 +44,20 @@ public sealed class FaultInjectionTests : IAsyncLifetime
         await Eventually.TrueAsync(() => Directory.GetFiles(Path.Combine(_cache.Path, "tmp")).Length == 0, TimeSpan.FromSeconds(10), "the temporary file is removed");
         Assert.False(File.Exists(CachedBlobPath), "a blob that did not verify must never be published");
 
+        // A body that broke off or did not verify counts against the upstream: it is marked down, and content it
+        // would have to supply fails fast until the probe finds it healthy again.
         _upstream.Mode = FaultMode.Healthy;
+        using (var whileDown = await _mirror.Client.GetAsync(BlobUrl))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, whileDown.StatusCode);
+            Assert.NotNull(whileDown.Headers.RetryAfter);
+        }
+
+        await Eventually.TrueAsync(async () =>
+        {
+            using var probe = await _mirror.Client.GetAsync("/readyz");
+            return (await probe.Content.ReadAsStringAsync()).Contains("\"state\":\"healthy\"", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(20), "the probe brings the upstream back");
         using var response = await _mirror.Client.GetAsync(BlobUrl);
         var body = await response.Content.ReadAsByteArrayAsync();
 

@@ -73,8 +73,9 @@ public sealed class MetricsAndReadinessTests : IAsyncLifetime
         Assert.Equal(1, metrics.Sum(requests, ("kind", "manifest"), ("result", "stale"), ("upstream", "docker.io")));
         Assert.Equal(1, metrics.Sum(requests, ("kind", "manifest"), ("result", "error"), ("upstream", "docker.io")));
         Assert.Equal(layer.Size + _slow.Blob.Length, metrics.Sum("mirrorproxy_upstream_fetched_bytes_total"));
-        Assert.Equal(2 * layer.Size + _image.ManifestSize * 2, metrics.Sum("mirrorproxy_served_bytes_total", ("source", "cache")));
-        Assert.Equal(layer.Size + 8L * _slow.Blob.Length, metrics.Sum("mirrorproxy_served_bytes_total", ("source", "download")));
+        // The manifest fetched now is served as it arrives (a download); served stale, it comes from the cache.
+        Assert.Equal(2 * layer.Size + _image.ManifestSize, metrics.Sum("mirrorproxy_served_bytes_total", ("source", "cache")));
+        Assert.Equal(layer.Size + 8L * _slow.Blob.Length + _image.ManifestSize, metrics.Sum("mirrorproxy_served_bytes_total", ("source", "download")));
         Assert.Equal(layer.Size + _slow.Blob.Length + _image.ManifestSize, metrics.Sum("mirrorproxy_cache_size_bytes"));
         Assert.Equal(3, metrics.Sum("mirrorproxy_cache_objects"));
         Assert.True(metrics.Sum("mirrorproxy_upstream_request_duration_seconds_count", ("upstream", "docker.io")) >= 3);
@@ -127,16 +128,19 @@ public sealed class MetricsAndReadinessTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Readyz_FreeDiskBelowTheFloor_NotReady()
+    public async Task Readyz_FreeDiskBelowTheFloor_StaysInServiceAndReportsDegraded()
     {
         await using var mirror = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", _registry.BaseUri)],
             new Dictionary<string, string?> { ["MirrorProxy:Cache:MinFreeDisk"] = "1000000TiB" });
 
         using var ready = await mirror.Client.GetAsync("/readyz");
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        // A mirror short of disk still serves everything it holds: reported, never taken out of service.
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         using var json = JsonDocument.Parse(await ready.Content.ReadAsByteArrayAsync());
-        Assert.Contains("below the floor", json.RootElement.GetProperty("problems")[0].GetString(), StringComparison.Ordinal);
+        Assert.Equal("degraded", json.RootElement.GetProperty("status").GetString());
+        Assert.Contains(json.RootElement.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("below the floor", StringComparison.Ordinal));
+        Assert.Empty(json.RootElement.GetProperty("problems").EnumerateArray());
     }
 }
 

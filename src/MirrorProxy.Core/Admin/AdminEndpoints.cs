@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using MirrorProxy.Hosting;
 using MirrorProxy.Resilience;
 using MirrorProxy.Upstream;
 using MirrorProxy.WarmUp;
@@ -20,7 +19,7 @@ internal static class AdminEndpoints
 {
     public static void MapAdminEndpoints(this IEndpointRouteBuilder app)
     {
-        var options = app.ServiceProvider.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Admin;
+        var options = app.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value;
         var token = options.TokenFile is { } file ? File.ReadAllText(file).Trim() : options.Token;
         var admin = app.MapGroup("/admin");
         admin.AddEndpointFilter(async (context, next) =>

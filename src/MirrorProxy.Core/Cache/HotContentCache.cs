@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
+using MirrorProxy.Storage;
 
 namespace MirrorProxy.Cache;
 
 /// <summary>
 /// Small content (manifests, configs, small layers) kept in memory within a byte budget, so hot requests are
-/// answered without opening a file. When the budget is exceeded, the least recently used are dropped down to nine tenths of it.
-/// The files stay the truth: this only saves reading them.
+/// answered without opening a file. Content enters only after it was hashed against its digest. When the budget is
+/// exceeded, the least recently used are dropped down to nine tenths of it. The files stay the truth: this only
+/// saves reading them, and its size is bounded by the budget, not by the cache.
 /// </summary>
 internal sealed class HotContentCache
 {
@@ -26,11 +28,11 @@ internal sealed class HotContentCache
 
     public long Bytes => Interlocked.Read(ref _bytes);
 
-    public sealed class Entry(byte[] content, string? mediaType)
+    public sealed class Entry(byte[] content, ContentEntry entry)
     {
         public byte[] Content { get; } = content;
 
-        public string? MediaType { get; } = mediaType;
+        public ContentEntry Info { get; } = entry;
 
         public long LastUse;
     }
@@ -46,9 +48,9 @@ internal sealed class HotContentCache
         return false;
     }
 
-    public void Add(string digest, byte[] content, string? mediaType)
+    public void Add(string digest, byte[] content, ContentEntry entry)
     {
-        if (content.Length > MaxObjectSize || !_entries.TryAdd(digest, new Entry(content, mediaType) { LastUse = Interlocked.Increment(ref _clock) }))
+        if (content.Length > MaxObjectSize || !_entries.TryAdd(digest, new Entry(content, entry) { LastUse = Interlocked.Increment(ref _clock) }))
         {
             return;
         }
@@ -56,6 +58,15 @@ internal sealed class HotContentCache
         if (Interlocked.Add(ref _bytes, content.Length) > _budget)
         {
             Trim();
+        }
+    }
+
+    /// <summary>Updates what is known of an entry held (its last access, its kind).</summary>
+    public void Refresh(string digest, ContentEntry entry)
+    {
+        if (_entries.TryGetValue(digest, out var held))
+        {
+            _entries.TryUpdate(digest, new Entry(held.Content, entry) { LastUse = held.LastUse }, held);
         }
     }
 

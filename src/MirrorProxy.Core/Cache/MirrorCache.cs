@@ -1,72 +1,71 @@
-using System.Buffers.Binary;
-using System.Collections.Concurrent;
-using System.Text;
-using MirrorProxy.Oci;
 using Microsoft.Extensions.Logging;
+using MirrorProxy.Metrics;
+using MirrorProxy.Oci;
+using MirrorProxy.Storage;
 
 namespace MirrorProxy.Cache;
 
+/// <summary>What opening a cached object for serving gave.</summary>
+internal enum CachedContentStatus
+{
+    Ok,
+    /// <summary>Not in the cache (or gone since the index last saw it).</summary>
+    Missing,
+    /// <summary>It was there but damaged (wrong size, or bytes that do not hash to the digest): it is quarantined now.</summary>
+    Damaged,
+    /// <summary>The storage failed to read it (EIO, say).</summary>
+    Unreadable,
+}
+
 /// <summary>
-/// The content-addressed cache: files as the truth (<see cref="ContentStore"/>), FASTER as the index
-/// (<see cref="CacheIndex"/>). Lookups go to the index first and fall back to the files, repairing the index,
-/// so a lost or truncated index never hides content.
+/// The content-addressed cache as the rest of the mirror sees it: lookups go to the hot memory cache, then the
+/// index, then the store (which is the truth, and repairs the index); objects are checked against the index when
+/// opened and hashed when loaded into memory, and a damaged one is quarantined rather than served. Totals are
+/// counters kept in the index across clean restarts; nothing here holds a list of what the cache contains.
 /// </summary>
 internal sealed partial class MirrorCache : IDisposable
 {
-    private const byte RecordVersion = 1;
+    /// <summary>Last-access times are kept to this precision, so a hot object costs one index write a minute.</summary>
+    private static readonly TimeSpan TouchGranularity = TimeSpan.FromMinutes(1);
 
-    /// <summary>Last-access times are kept to this precision, so a hot object costs one timestamp write a minute.</summary>
-    private static readonly long TouchGranularityTicks = TimeSpan.FromMinutes(1).Ticks;
+    private const string TotalsState = "totals";
 
+    private readonly IContentStore _store;
+    private readonly IMetadataStore _metadata;
     private readonly CacheIndex _index;
+    private readonly CacheHealth _health;
+    private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
-    private readonly ConcurrentDictionary<string, CatalogEntry> _catalog = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, TagRecord> _tags = new(StringComparer.Ordinal);
+    private readonly ILogger _logger;
     private long _bytes;
     private long _objects;
+    private volatile bool _indexTrusted;
 
-    private MirrorCache(ContentStore store, CacheIndex index, HotContentCache hot, TimeProvider time)
+    public MirrorCache(
+        IContentStore store, IMetadataStore metadata, CacheIndex index, HotContentCache hot, CacheHealth health, MirrorMetrics metrics, TimeProvider time,
+        ILogger<MirrorCache> logger)
     {
-        Store = store;
+        _store = store;
+        _metadata = metadata;
         _index = index;
         Hot = hot;
+        _health = health;
+        _metrics = metrics;
         _time = time;
+        _logger = logger;
+        _indexTrusted = index.Recovery == IndexRecovery.Clean;
     }
 
     /// <summary>Small hot content held in memory.</summary>
     public HotContentCache Hot { get; }
 
-    /// <summary>Size and last access of one content object, for eviction.</summary>
-    private sealed class CatalogEntry(long size, long lastAccessTicks)
-    {
-        public long Size { get; } = size;
+    public CacheIndex Index => _index;
 
-        public long LastAccessTicks = lastAccessTicks;
-    }
+    public IContentStore Store => _store;
 
-    public ContentStore Store { get; }
+    public IMetadataStore Metadata => _metadata;
 
-    /// <summary>Opens the cache at <paramref name="options"/>' path: cleans temporary files, recovers or rebuilds the index.</summary>
-    public static MirrorCache Open(CacheOptions options, TimeProvider time, ILogger logger)
-    {
-        var store = new ContentStore(options.Path);
-        var removed = store.Initialize();
-        if (removed > 0)
-        {
-            Log.TempFilesRemoved(logger, removed);
-        }
-
-        var index = CacheIndex.Open(store.IndexDirectory, options, logger);
-        var cache = new MirrorCache(store, index, new HotContentCache(options.MemorySize.Bytes, options.MemoryMaxObjectSize.Bytes), time);
-        var started = time.GetTimestamp();
-        var (content, tags) = cache.Scan(indexContent: !index.Recovered);
-        if (!index.Recovered)
-        {
-            Log.IndexRebuilt(logger, content, tags, time.GetElapsedTime(started).TotalMilliseconds);
-        }
-
-        return cache;
-    }
+    public CacheHealth Health => _health;
 
     /// <summary>Total bytes of content in the cache.</summary>
     public long TotalBytes => Interlocked.Read(ref _bytes);
@@ -74,324 +73,329 @@ internal sealed partial class MirrorCache : IDisposable
     /// <summary>Number of content objects (blobs and manifests) in the cache.</summary>
     public long ObjectCount => Interlocked.Read(ref _objects);
 
-    /// <summary>Fills the index from the files. Returns the number of content objects and tags indexed.</summary>
-    public (int Content, int Tags) RebuildIndex() => Scan(indexContent: true);
+    /// <summary>
+    /// False after a crash or a lost index until the background rebuild has walked the files: meanwhile tags are
+    /// read from their files first, and totals are estimates.
+    /// </summary>
+    public bool IndexTrusted => _indexTrusted;
 
-    /// <summary>Counts the content on disk and indexes every tag; when asked, indexes the content too.</summary>
-    private (int Content, int Tags) Scan(bool indexContent)
+    /// <summary>Raised after new content is published (for the size budget).</summary>
+    public event Action? ContentAdded;
+
+    /// <summary>Reads the totals a clean stop left in the index.</summary>
+    public async Task LoadTotalsAsync()
     {
-        var content = 0;
-        long bytes = 0;
-        foreach (var (digest, size, mediaType, lastWrite) in Store.EnumerateContent())
+        if (await _index.GetStateAsync(TotalsState).ConfigureAwait(false) is var (bytes, objects))
         {
-            if (indexContent)
-            {
-                IndexContent(digest, new ContentEntry(size, mediaType));
-            }
-
-            // A file's modification time records its last access (see Touch), so LRU order survives restarts.
-            _catalog[digest.Value] = new CatalogEntry(size, lastWrite.Ticks);
-            bytes += size;
-            content++;
+            Interlocked.Exchange(ref _bytes, bytes);
+            Interlocked.Exchange(ref _objects, objects);
         }
-
-        Interlocked.Exchange(ref _bytes, bytes);
-        Interlocked.Exchange(ref _objects, content);
-
-        // Tags are re-indexed even when the index was recovered: a checkpoint predates the last tag updates, and
-        // the tag files (written before any answer used them) are the truth.
-        var tags = 0;
-        foreach (var (upstream, repository, tag, record) in Store.EnumerateTags())
-        {
-            IndexTag(upstream, repository, tag, record);
-            tags++;
-        }
-
-        return (content, tags);
     }
 
-    public async ValueTask<ContentEntry?> TryGetContentAsync(Digest digest)
+    /// <summary>Writes the totals into the index (before a checkpoint).</summary>
+    public void SaveTotals() => _index.PutState(TotalsState, TotalBytes, ObjectCount);
+
+    /// <summary>The rebuild has walked every file: the index agrees with them, and these are the totals.</summary>
+    internal void RebuildCompleted(long bytes, long objects)
+    {
+        Interlocked.Exchange(ref _bytes, bytes);
+        Interlocked.Exchange(ref _objects, objects);
+        _indexTrusted = true;
+    }
+
+    /// <summary>What the cache knows of <paramref name="digest"/>; null when it does not hold it.</summary>
+    public async ValueTask<ContentEntry?> LookupAsync(Digest digest, CancellationToken cancellationToken)
     {
         if (Hot.TryGet(digest.Value, out var hot))
         {
-            return new ContentEntry(hot.Content.Length, hot.MediaType);
+            return hot.Info;
         }
 
-        var value = await _index.GetAsync(ContentKey(digest)).ConfigureAwait(false);
-        if (value is not null && TryDecodeContent(value, out var entry))
+        if (await _index.GetContentAsync(digest).ConfigureAwait(false) is { } entry)
         {
             return entry;
         }
 
         // Not in the index: the files decide, and the index learns.
-        if (!Store.TryStat(digest, out var size))
+        var stat = await _store.StatAsync(digest, cancellationToken).ConfigureAwait(false);
+        if (!stat.Exists)
         {
             return null;
         }
 
-        entry = new ContentEntry(size, Store.ReadMediaType(digest));
-        IndexContent(digest, entry);
-        return entry;
-    }
-
-    /// <summary>Drops a content object the index knew but whose file is gone.</summary>
-    public void Forget(Digest digest)
-    {
-        Hot.Remove(digest.Value);
-        _index.Delete(ContentKey(digest).Span);
-        if (!Store.TryStat(digest, out _) && _catalog.TryRemove(digest.Value, out var entry))
+        var found = new ContentEntry(stat.Size, ContentKind.Unknown, null, _time.GetUtcNow());
+        _index.PutContent(digest, found);
+        if (_indexTrusted)
         {
-            Interlocked.Add(ref _bytes, -entry.Size);
-            Interlocked.Decrement(ref _objects);
+            // Put there behind the index's back (an offline import, say): count it now. While rebuilding, the rebuild counts.
+            Counted(stat.Size, 1);
         }
+
+        return found;
     }
 
-    /// <summary>Raised after new content is published (for the size budget).</summary>
-    public event Action? ContentAdded;
-
-    public async Task PutManifestAsync(Digest digest, ReadOnlyMemory<byte> content, string mediaType, CancellationToken cancellationToken)
+    /// <summary>Whether the store itself holds the object whole (for checks that answer for what survives a restart). Changes nothing.</summary>
+    public async ValueTask<bool> IsStoredAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken)
     {
-        await Store.PutManifestAsync(digest, content, mediaType, cancellationToken).ConfigureAwait(false);
-        IndexContent(digest, new ContentEntry(content.Length, mediaType));
-        Hot.Add(digest.Value, content.ToArray(), mediaType);
-        Counted(digest, content.Length);
+        var stat = await _store.StatAsync(digest, cancellationToken).ConfigureAwait(false);
+        return stat.Exists && (expectedSize is not { } size || size < 0 || stat.Size == size);
     }
 
-    /// <summary>Publishes a verified blob from <paramref name="tempPath"/>.</summary>
-    public void PublishBlob(string tempPath, Digest digest, long size)
+    /// <summary>
+    /// Opens a cached object for streaming. The file's size must be the indexed size: a truncated or grown file
+    /// is quarantined and reported <see cref="CachedContentStatus.Damaged"/>, never served short.
+    /// </summary>
+    public async ValueTask<(CachedContentStatus Status, IContentReader? Reader)> OpenAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
-        Store.Publish(tempPath, digest);
-        IndexContent(digest, new ContentEntry(size, null));
-        Counted(digest, size);
-    }
-
-    /// <summary>Adds an object to the catalog and the totals, once: the catalog decides what is new.</summary>
-    private void Counted(Digest digest, long bytes)
-    {
-        if (_catalog.TryAdd(digest.Value, new CatalogEntry(bytes, _time.GetUtcNow().UtcTicks)))
+        var (status, reader) = await _store.OpenReadAsync(digest, entry.Size, cancellationToken).ConfigureAwait(false);
+        switch (status)
         {
-            Interlocked.Add(ref _bytes, bytes);
-            Interlocked.Increment(ref _objects);
-            ContentAdded?.Invoke();
+            case StorageStatus.Ok:
+                return (CachedContentStatus.Ok, reader);
+            case StorageStatus.NotFound:
+                Forget(digest, entry.Size);
+                return (CachedContentStatus.Missing, null);
+            case StorageStatus.Mismatch:
+                await QuarantineAsync(digest, entry.Size, QuarantineReason.Size, cancellationToken).ConfigureAwait(false);
+                return (CachedContentStatus.Damaged, null);
+            default:
+                Log.ReadFailed(_logger, digest.Value, status);
+                return (CachedContentStatus.Unreadable, null);
         }
     }
 
     /// <summary>
-    /// Records an access for least-recently-used eviction: in memory, and in the file's modification time so that
-    /// the order survives a restart. At most once a minute per object.
+    /// The bytes of a small object (a manifest, a config, a small layer), from memory or from its file, hashed
+    /// when loaded from the file: damaged bytes are quarantined, never returned.
     /// </summary>
-    public void Touch(Digest digest)
+    public async ValueTask<(CachedContentStatus Status, byte[]? Content)> ReadSmallAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
-        if (!_catalog.TryGetValue(digest.Value, out var entry))
+        if (Hot.TryGet(digest.Value, out var hot))
         {
-            return;
+            return (CachedContentStatus.Ok, hot.Content);
         }
 
-        var now = _time.GetUtcNow().UtcTicks;
-        var last = Volatile.Read(ref entry.LastAccessTicks);
-        if (now - last < TouchGranularityTicks || Interlocked.CompareExchange(ref entry.LastAccessTicks, now, last) != last)
+        var (status, reader) = await OpenAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+        if (status != CachedContentStatus.Ok)
         {
-            return;
+            return (status, null);
         }
 
-        try
+        byte[] content;
+        using (reader)
         {
-            File.SetLastWriteTimeUtc(Store.BlobPath(digest), new DateTime(now, DateTimeKind.Utc));
+            content = new byte[entry.Size];
+            var read = 0;
+            try
+            {
+                while (read < content.Length)
+                {
+                    var n = await reader!.ReadAsync(read, content.AsMemory(read), cancellationToken).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    read += n;
+                }
+            }
+            catch (IOException ex)
+            {
+                Log.ReadFailed(_logger, digest.Value, StorageErrors.Classify(ex));
+                return (CachedContentStatus.Unreadable, null);
+            }
+
+            if (read != content.Length)
+            {
+                await QuarantineAsync(digest, entry.Size, QuarantineReason.Size, cancellationToken).ConfigureAwait(false);
+                return (CachedContentStatus.Damaged, null);
+            }
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+
+        if (!digest.Matches(content))
         {
-            // Evicted meanwhile, or a read-only file system: the in-memory order still holds.
+            await QuarantineAsync(digest, entry.Size, QuarantineReason.Digest, cancellationToken).ConfigureAwait(false);
+            return (CachedContentStatus.Damaged, null);
         }
+
+        Hot.Add(digest.Value, content, entry);
+        return (CachedContentStatus.Ok, content);
     }
 
-    /// <summary>Every content object with its size and last access, oldest access first.</summary>
-    public IReadOnlyList<(string Digest, long Size, DateTimeOffset LastAccess)> LeastRecentlyUsed() =>
-        _catalog.Select(p => (p.Key, p.Value.Size, new DateTimeOffset(Volatile.Read(ref p.Value.LastAccessTicks), TimeSpan.Zero)))
-            .OrderBy(e => e.Item3).ToList();
-
-    /// <summary>Removes a content object: its file first, then what describes it. Returns the bytes freed.</summary>
-    public long Evict(Digest digest)
+    /// <summary>
+    /// Settles whether an object found in the files (kind <see cref="ContentKind.Unknown"/>) was stored as a
+    /// manifest, from the media type recorded beside it, and teaches the index.
+    /// </summary>
+    public async ValueTask<ContentEntry> ResolveKindAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
-        if (!_catalog.TryRemove(digest.Value, out var entry))
+        if (entry.Kind != ContentKind.Unknown)
+        {
+            return entry;
+        }
+
+        var mediaType = await _store.GetMediaTypeAsync(digest, cancellationToken).ConfigureAwait(false);
+        var resolved = mediaType is null ? entry with { Kind = ContentKind.Blob } : entry with { Kind = ContentKind.Manifest, MediaType = mediaType };
+        _index.PutContent(digest, resolved);
+        return resolved;
+    }
+
+    /// <summary>Starts writing new content. A failure to start is a storage fault: the cache is marked degraded.</summary>
+    public async ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken)
+    {
+        var (status, writer) = await _store.BeginWriteAsync(digest, expectedSize, cancellationToken).ConfigureAwait(false);
+        if (StorageErrors.IsWriteFault(status))
+        {
+            _health.WriteFailed(status, "blob " + digest.Value);
+        }
+
+        return (status, writer);
+    }
+
+    /// <summary>
+    /// Commits what <paramref name="writer"/> holds (verified by the store) and indexes it. <see cref="StorageStatus.Ok"/>
+    /// and <see cref="StorageStatus.AlreadyExists"/> mean the object is cached now.
+    /// </summary>
+    public async ValueTask<StorageStatus> CommitAsync(IContentWriter writer, string? mediaType, CancellationToken cancellationToken)
+    {
+        var status = await writer.CommitAsync(mediaType, cancellationToken).ConfigureAwait(false);
+        switch (status)
+        {
+            case StorageStatus.Ok or StorageStatus.AlreadyExists:
+                _health.WriteSucceeded();
+                var kind = mediaType is null ? ContentKind.Blob : ContentKind.Manifest;
+                var existing = status == StorageStatus.AlreadyExists ? await _index.GetContentAsync(writer.Digest).ConfigureAwait(false) : null;
+                if (existing is { Kind: ContentKind.Manifest } && kind == ContentKind.Blob)
+                {
+                    // A manifest stays a manifest when its bytes are also fetched as a blob.
+                    kind = ContentKind.Manifest;
+                    mediaType = existing.Value.MediaType;
+                }
+
+                _index.PutContent(writer.Digest, new ContentEntry(writer.Written, kind, mediaType, _time.GetUtcNow()));
+                if (status == StorageStatus.Ok || (existing is null && _indexTrusted))
+                {
+                    Counted(writer.Written, 1);
+                    ContentAdded?.Invoke();
+                }
+
+                break;
+            case StorageStatus.Mismatch:
+                break;
+            default:
+                _health.WriteFailed(status, "blob " + writer.Digest.Value);
+                break;
+        }
+
+        return status;
+    }
+
+    /// <summary>Stores a verified manifest; when the disk refuses, the caller serves it anyway (the status says so).</summary>
+    public async ValueTask<StorageStatus> PutManifestAsync(Digest digest, byte[] content, string mediaType, CancellationToken cancellationToken)
+    {
+        var entry = new ContentEntry(content.Length, ContentKind.Manifest, mediaType, _time.GetUtcNow());
+        var (status, writer) = await BeginWriteAsync(digest, content.Length, cancellationToken).ConfigureAwait(false);
+        if (writer is null)
+        {
+            return status;
+        }
+
+        await using (writer.ConfigureAwait(false))
+        {
+            status = await writer.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+            if (status != StorageStatus.Ok)
+            {
+                _health.WriteFailed(status, "manifest " + digest.Value);
+                return status;
+            }
+
+            status = await CommitAsync(writer, mediaType, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (status is StorageStatus.Ok or StorageStatus.AlreadyExists)
+        {
+            Hot.Add(digest.Value, content, entry);
+        }
+
+        return status;
+    }
+
+    /// <summary>
+    /// Records an access for least-recently-used eviction, in the index, at most once a minute per object (an
+    /// entry read from the index carries its last access, so this costs nothing when it is recent).
+    /// </summary>
+    public void Touch(Digest digest, ContentEntry entry)
+    {
+        var now = _time.GetUtcNow();
+        if (now - entry.LastAccess < TouchGranularity)
+        {
+            return;
+        }
+
+        var touched = entry with { LastAccess = now };
+        _index.PutContent(digest, touched);
+        Hot.Refresh(digest.Value, touched);
+    }
+
+    /// <summary>Takes a damaged object out of service: moved aside, dropped from the index and memory, counted.</summary>
+    public async ValueTask QuarantineAsync(Digest digest, long size, QuarantineReason reason, CancellationToken cancellationToken)
+    {
+        Hot.Remove(digest.Value);
+        var status = await _store.QuarantineAsync(digest, reason, cancellationToken).ConfigureAwait(false);
+        _index.DeleteContent(digest);
+        if (status is StorageStatus.Ok)
+        {
+            Counted(-size, -1);
+        }
+
+        _metrics.Quarantined(reason == QuarantineReason.Size ? "size" : "digest");
+        Log.Quarantined(_logger, digest.Value, reason, status);
+    }
+
+    /// <summary>Removes an object: its file first, then what describes it. Returns the bytes freed.</summary>
+    public async ValueTask<long> EvictAsync(Digest digest, long size, CancellationToken cancellationToken)
+    {
+        Hot.Remove(digest.Value);
+        var status = await _store.DeleteAsync(digest, cancellationToken).ConfigureAwait(false);
+        if (status is not (StorageStatus.Ok or StorageStatus.NotFound))
         {
             return 0;
         }
 
+        _index.DeleteContent(digest);
+        if (status == StorageStatus.Ok)
+        {
+            Counted(-size, -1);
+            return size;
+        }
+
+        return 0;
+    }
+
+    /// <summary>Drops an object the index knew but whose file is gone.</summary>
+    private void Forget(Digest digest, long size)
+    {
         Hot.Remove(digest.Value);
-        Store.Delete(digest);
-        _index.Delete(ContentKey(digest).Span);
-        Interlocked.Add(ref _bytes, -entry.Size);
-        Interlocked.Decrement(ref _objects);
-        return entry.Size;
+        _index.DeleteContent(digest);
+        if (_indexTrusted)
+        {
+            Counted(-size, -1);
+        }
     }
 
-    /// <summary>The bytes of a cached object (kept in memory when small), or null when its file is gone.</summary>
-    public async ValueTask<byte[]?> ReadContentAsync(Digest digest, CancellationToken cancellationToken, string? mediaType = null)
+    private void Counted(long bytes, long objects)
     {
-        if (Hot.TryGet(digest.Value, out var hot))
-        {
-            return hot.Content;
-        }
-
-        try
-        {
-            var content = await File.ReadAllBytesAsync(Store.BlobPath(digest), cancellationToken).ConfigureAwait(false);
-            Hot.Add(digest.Value, content, mediaType);
-            return content;
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            Forget(digest);
-            return null;
-        }
+        Interlocked.Add(ref _bytes, bytes);
+        Interlocked.Add(ref _objects, objects);
     }
-
-    public async ValueTask<TagRecord?> TryGetTagAsync(string upstream, string repository, string tag)
-    {
-        var memoKey = string.Concat(upstream, "\n", repository, ":", tag);
-        if (_tags.TryGetValue(memoKey, out var record))
-        {
-            return record;
-        }
-
-        var value = await _index.GetAsync(TagKey(upstream, repository, tag)).ConfigureAwait(false);
-        if (value is null || !TryDecodeTag(value, out record))
-        {
-            record = Store.ReadTag(upstream, repository, tag);
-            if (record is not null)
-            {
-                IndexTag(upstream, repository, tag, record);
-            }
-        }
-
-        if (record is not null)
-        {
-            _tags[memoKey] = record;
-        }
-
-        return record;
-    }
-
-    public async Task PutTagAsync(string upstream, string repository, string tag, TagRecord record, CancellationToken cancellationToken)
-    {
-        await Store.PutTagAsync(upstream, repository, tag, record, cancellationToken).ConfigureAwait(false);
-        IndexTag(upstream, repository, tag, record);
-    }
-
-    public void DeleteTag(string upstream, string repository, string tag)
-    {
-        _tags.TryRemove(string.Concat(upstream, "\n", repository, ":", tag), out _);
-        Store.DeleteTag(upstream, repository, tag);
-        _index.Delete(TagKey(upstream, repository, tag).Span);
-    }
-
-    public IEnumerable<string> ListTags(string upstream, string repository) => Store.ListTags(upstream, repository);
-
-    /// <summary>Stores a listing answer (tags page, referrers index) for use while the upstream is unreachable.</summary>
-    public Task PutListingAsync(string upstream, string repository, string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
-        Store.WriteAtomicallyAsync(Store.ListingPath(upstream, repository, key), content, cancellationToken);
-
-    public async Task<byte[]?> TryReadListingAsync(string upstream, string repository, string key, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await File.ReadAllBytesAsync(Store.ListingPath(upstream, repository, key), cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-    }
-
-    public Task CheckpointAsync(CancellationToken cancellationToken) => _index.CheckpointAsync(cancellationToken);
-
-    private void IndexContent(Digest digest, ContentEntry entry)
-    {
-        var mediaType = entry.MediaType is null ? [] : Encoding.UTF8.GetBytes(entry.MediaType);
-        Span<byte> value = stackalloc byte[1 + 8 + 2 + mediaType.Length];
-        value[0] = RecordVersion;
-        BinaryPrimitives.WriteInt64LittleEndian(value[1..], entry.Size);
-        BinaryPrimitives.WriteUInt16LittleEndian(value[9..], (ushort)mediaType.Length);
-        mediaType.CopyTo(value[11..]);
-        _index.Upsert(ContentKey(digest).Span, value);
-    }
-
-    private static bool TryDecodeContent(byte[] value, out ContentEntry entry)
-    {
-        entry = default;
-        if (value.Length < 11 || value[0] != RecordVersion)
-        {
-            return false;
-        }
-
-        var size = BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(1));
-        var typeLength = BinaryPrimitives.ReadUInt16LittleEndian(value.AsSpan(9));
-        if (value.Length < 11 + typeLength)
-        {
-            return false;
-        }
-
-        entry = new ContentEntry(size, typeLength == 0 ? null : Encoding.UTF8.GetString(value, 11, typeLength));
-        return true;
-    }
-
-    private void IndexTag(string upstream, string repository, string tag, TagRecord record)
-    {
-        _tags[string.Concat(upstream, "\n", repository, ":", tag)] = record;
-        var digest = Encoding.ASCII.GetBytes(record.Digest.Value);
-        var mediaType = Encoding.UTF8.GetBytes(record.MediaType);
-        var value = new byte[1 + 8 + 8 + 1 + digest.Length + 2 + mediaType.Length];
-        value[0] = RecordVersion;
-        BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(1), record.FetchedAt.ToUnixTimeMilliseconds());
-        BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(9), record.Size);
-        value[17] = (byte)digest.Length;
-        digest.CopyTo(value, 18);
-        BinaryPrimitives.WriteUInt16LittleEndian(value.AsSpan(18 + digest.Length), (ushort)mediaType.Length);
-        mediaType.CopyTo(value, 20 + digest.Length);
-        _index.Upsert(TagKey(upstream, repository, tag).Span, value);
-    }
-
-    private static bool TryDecodeTag(byte[] value, out TagRecord? record)
-    {
-        record = null;
-        if (value.Length < 20 || value[0] != RecordVersion)
-        {
-            return false;
-        }
-
-        var digestLength = value[17];
-        if (value.Length < 20 + digestLength || !Digest.TryParse(Encoding.ASCII.GetString(value, 18, digestLength), out var digest))
-        {
-            return false;
-        }
-
-        var typeLength = BinaryPrimitives.ReadUInt16LittleEndian(value.AsSpan(18 + digestLength));
-        if (value.Length < 20 + digestLength + typeLength)
-        {
-            return false;
-        }
-
-        record = new TagRecord(
-            digest,
-            Encoding.UTF8.GetString(value, 20 + digestLength, typeLength),
-            BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(9)),
-            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(1))));
-        return true;
-    }
-
-    private static ReadOnlyMemory<byte> ContentKey(Digest digest) => Encoding.ASCII.GetBytes("c:" + digest.Value);
-
-    private static ReadOnlyMemory<byte> TagKey(string upstream, string repository, string tag) =>
-        Encoding.UTF8.GetBytes(string.Concat("t:", upstream, "\n", repository, ":", tag));
 
     public void Dispose() => _index.Dispose();
 
     private static partial class Log
     {
-        [LoggerMessage(2002, LogLevel.Information, "Removed {Count} temporary files left by an interrupted run")]
-        public static partial void TempFilesRemoved(ILogger logger, int count);
+        [LoggerMessage(2004, LogLevel.Error, "Cached object {Digest} is damaged ({Reason}) and was quarantined ({Status}); it will be fetched again when needed")]
+        public static partial void Quarantined(ILogger logger, string digest, QuarantineReason reason, StorageStatus status);
 
-        [LoggerMessage(2003, LogLevel.Information, "Rebuilt the cache index from the files: {Content} objects, {Tags} tags in {ElapsedMs:0} ms")]
-        public static partial void IndexRebuilt(ILogger logger, int content, int tags, double elapsedMs);
+        [LoggerMessage(2005, LogLevel.Error, "Cached object {Digest} could not be read: {Status}")]
+        public static partial void ReadFailed(ILogger logger, string digest, StorageStatus status);
     }
 }

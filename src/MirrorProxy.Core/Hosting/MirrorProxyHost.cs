@@ -27,7 +27,7 @@ internal static class MirrorProxyHost
 
         builder.Logging.ClearProviders();
         builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
-        if (string.Equals(configuration[$"{MirrorProxyOptions.SectionName}:LogFormat"], "json", StringComparison.OrdinalIgnoreCase))
+        if (string.Equals(configuration[$"{ServerOptions.SectionName}:LogFormat"], "json", StringComparison.OrdinalIgnoreCase))
         {
             builder.Logging.AddJsonConsole(json =>
             {
@@ -49,7 +49,7 @@ internal static class MirrorProxyHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<MirrorProxyOptions>>().Value;
+            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<ServerOptions>>().Value;
 
             // Invalid addresses are reported by options validation, with their keys, before anything listens.
             if (ListenAddress.TryParse(options.Listen, out var endPoint, out _))
@@ -98,7 +98,7 @@ internal static class MirrorProxyHost
 
     public static void MapMirrorProxy(this WebApplication app)
     {
-        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<MirrorProxyOptions>>().Value.AccessLog)
+        if (app.Services.GetRequiredService<IOptions<ServerOptions>>().Value.AccessLog)
         {
             app.UseMiddleware<AccessLogMiddleware>();
         }

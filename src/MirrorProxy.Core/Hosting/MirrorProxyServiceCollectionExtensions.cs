@@ -1,17 +1,20 @@
-using MirrorProxy.Cache;
-using MirrorProxy.Metrics;
-using MirrorProxy.Protocol;
-using MirrorProxy.Readiness;
-using MirrorProxy.PullThrough;
-using MirrorProxy.Resilience;
-using MirrorProxy.Routing;
-using MirrorProxy.Upstream;
-using MirrorProxy.WarmUp;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using MirrorProxy.Admin;
+using MirrorProxy.Cache;
+using MirrorProxy.Common;
+using MirrorProxy.Metrics;
+using MirrorProxy.Protocol;
+using MirrorProxy.PullThrough;
+using MirrorProxy.Readiness;
+using MirrorProxy.Resilience;
+using MirrorProxy.Routing;
+using MirrorProxy.Storage;
+using MirrorProxy.Upstream;
+using MirrorProxy.WarmUp;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
@@ -19,11 +22,28 @@ namespace MirrorProxy.Hosting;
 
 internal static class MirrorProxyServiceCollectionExtensions
 {
-    /// <summary>Registers the mirror's services, bound to the <c>MirrorProxy</c> section and validated at start.</summary>
+    /// <summary>
+    /// Registers the mirror's services. Each feature binds its own options from its part of the <c>MirrorProxy</c>
+    /// section and validates them at start, beside the feature.
+    /// </summary>
     public static IServiceCollection AddMirrorProxy(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<MirrorProxyOptions>().Bind(configuration.GetSection(MirrorProxyOptions.SectionName)).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MirrorProxyOptions>, MirrorProxyOptionsValidator>());
+        // Spelled out per feature (not a generic helper): the configuration binder's source generator, which the
+        // Native AOT build needs, binds only calls it can see with their concrete types.
+        var root = configuration.GetSection(ServerOptions.SectionName);
+        services.AddOptions<ServerOptions>().Bind(root).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerOptions>, ServerOptionsValidator>());
+        services.AddOptions<UpstreamSetOptions>().Bind(root).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<UpstreamSetOptions>, UpstreamSetOptionsValidator>());
+        services.AddOptions<PullThroughOptions>().Bind(root).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PullThroughOptions>, PullThroughOptionsValidator>());
+        services.AddOptions<CacheOptions>().Bind(configuration.GetSection(CacheOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CacheOptions>, CacheOptionsValidator>());
+        services.AddOptions<AdminOptions>().Bind(configuration.GetSection(AdminOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>());
+        services.AddOptions<OfflineOptions>().Bind(root);
+        services.AddOptions<ReadinessOptions>().Bind(root);
+
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.TryAddSingleton<MirrorMetrics>();
@@ -33,16 +53,21 @@ internal static class MirrorProxyServiceCollectionExtensions
             // System.Runtime: the runtime's own meter (GC heap and collections, working set, thread pool), for
             // watching a node's memory next to the mirror's traffic.
             .WithMetrics(metrics => metrics.AddMeter(MirrorMetrics.MeterName, "System.Runtime").AddPrometheusExporter());
-        services.TryAddSingleton(static sp => new OfflineMode(sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Offline));
+
+        // Background work is stopped (cancelled and awaited) before the index takes its final checkpoint: hosted
+        // services stop in the reverse of their registration order.
+        services.TryAddSingleton<BackgroundWork>();
+        services.TryAddSingleton(static sp => new OfflineMode(sp.GetRequiredService<IOptions<OfflineOptions>>().Value.Offline));
 
         services.TryAddSingleton(static sp =>
         {
-            var options = sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value;
+            var options = sp.GetRequiredService<IOptions<UpstreamSetOptions>>().Value;
             var offline = sp.GetRequiredService<OfflineMode>();
+            var background = sp.GetRequiredService<BackgroundWork>();
             var metrics = sp.GetRequiredService<MirrorMetrics>();
             var time = sp.GetRequiredService<TimeProvider>();
             var loggers = sp.GetRequiredService<ILoggerFactory>();
-            var all = options.Upstreams.Select(u => new UpstreamRegistry(u, offline, metrics, time, loggers)).ToList();
+            var all = options.Upstreams.Select(u => new UpstreamRegistry(u, offline, background, metrics, time, loggers)).ToList();
             var defaultName = string.IsNullOrEmpty(options.DefaultUpstream) ? options.Upstreams[0].Name : options.DefaultUpstream;
             var defaultUpstream = all.FirstOrDefault(u => u.Names.Contains(defaultName, StringComparer.OrdinalIgnoreCase));
             return new UpstreamRegistrySet(all, defaultUpstream);
@@ -50,26 +75,39 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<UpstreamRouter>();
         services.TryAddSingleton(static sp =>
         {
-            var tls = sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Tls;
+            var tls = sp.GetRequiredService<IOptions<ServerOptions>>().Value.Tls;
             return new ServerCertificateProvider(tls.CertificateFile!, tls.KeyFile!, tls.ReloadInterval, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger<ServerCertificateProvider>());
         });
 
-        services.TryAddSingleton(static sp => MirrorCache.Open(
-            sp.GetRequiredService<IOptions<MirrorProxyOptions>>().Value.Cache,
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<MirrorCache>()));
-        services.AddHostedService<CacheCheckpointService>();
-
+        services.AddCacheStorage();
         services.TryAddSingleton<TagFreshnessPolicy>();
         services.TryAddSingleton<ManifestService>();
         services.TryAddSingleton<BlobService>();
+        services.TryAddSingleton<ListingService>();
         services.TryAddSingleton<RegistryHandler>();
         services.TryAddSingleton<ImageCheckService>();
+        services.AddHostedService(static sp => sp.GetRequiredService<BackgroundWork>());
+        return services;
+    }
+
+    /// <summary>The cache (in files, indexed by FASTER) and its background upkeep.</summary>
+    private static void AddCacheStorage(this IServiceCollection services)
+    {
+        services.TryAddSingleton(static sp => FileCache.Open(
+            sp.GetRequiredService<IOptions<CacheOptions>>().Value, sp.GetRequiredService<MirrorMetrics>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>()));
+        services.TryAddSingleton(static sp => sp.GetRequiredService<MirrorCache>().Store);
+        services.TryAddSingleton(static sp => sp.GetRequiredService<MirrorCache>().Metadata);
+        services.TryAddSingleton<CacheBudget>();
         services.TryAddSingleton<PinStore>();
         services.TryAddSingleton<IPinnedContent>(static sp => sp.GetRequiredService<PinStore>());
-        services.TryAddSingleton<CacheEvictionService>();
-        services.AddHostedService(static sp => sp.GetRequiredService<CacheEvictionService>());
-        return services;
+        services.TryAddSingleton<IndexMaintenanceService>();
+        services.TryAddSingleton<EvictionService>();
+        services.TryAddSingleton<ScrubService>();
+        services.AddHostedService(static sp => sp.GetRequiredService<IndexMaintenanceService>());
+        services.AddHostedService(static sp => sp.GetRequiredService<PinStore>());
+        services.AddHostedService(static sp => sp.GetRequiredService<EvictionService>());
+        services.AddHostedService(static sp => sp.GetRequiredService<ScrubService>());
     }
 }

@@ -42,6 +42,9 @@ internal sealed class MirrorMetrics
     private readonly Counter<long> _digestMismatches;
     private readonly Counter<long> _evictions;
     private readonly Counter<long> _evicted;
+    private readonly Counter<long> _quarantined;
+    private readonly Counter<long> _writeFailures;
+    private readonly Counter<long> _pullsFailed;
     private readonly ConcurrentDictionary<string, long> _rateLimitRemaining = new(StringComparer.Ordinal);
 
     public MirrorMetrics(IMeterFactory meterFactory)
@@ -55,6 +58,9 @@ internal sealed class MirrorMetrics
         _digestMismatches = Meter.CreateCounter<long>("mirrorproxy.digest.mismatches", "{object}", "Upstream content whose digest or size did not verify.");
         _evictions = Meter.CreateCounter<long>("mirrorproxy.cache.evictions", "{object}", "Content objects evicted to stay within the size budget.");
         _evicted = Meter.CreateCounter<long>("mirrorproxy.cache.evicted", "By", "Bytes evicted to stay within the size budget.");
+        _quarantined = Meter.CreateCounter<long>("mirrorproxy.cache.quarantined", "{object}", "Cached objects found damaged (reason: size or digest) and taken out of service.");
+        _writeFailures = Meter.CreateCounter<long>("mirrorproxy.cache.write.failures", "{write}", "Cache writes that failed (error: no_space, read_only, io); the content was served without being kept.");
+        _pullsFailed = Meter.CreateCounter<long>("mirrorproxy.pulls.failed", "{request}", "Requests for content that was not cached and could not be fetched, by upstream.");
         Meter.CreateObservableGauge("mirrorproxy.upstream.ratelimit.remaining", ObserveRateLimits, "{request}", "Pulls left in the upstream's rate-limit window (Docker Hub ratelimit-remaining).");
     }
 
@@ -100,6 +106,12 @@ internal sealed class MirrorMetrics
         _evictions.Add(1);
         _evicted.Add(bytes);
     }
+
+    public void Quarantined(string reason) => _quarantined.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void CacheWriteFailed(string error) => _writeFailures.Add(1, new KeyValuePair<string, object?>("error", error));
+
+    public void PullFailed(string upstream) => _pullsFailed.Add(1, new KeyValuePair<string, object?>("upstream", upstream));
 
     public void RateLimitRemaining(string upstream, long remaining) => _rateLimitRemaining[upstream] = remaining;
 

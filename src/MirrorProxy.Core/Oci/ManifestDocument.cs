@@ -21,6 +21,53 @@ internal sealed record ManifestDocument(bool IsIndex, IReadOnlyList<Descriptor> 
 {
     public IEnumerable<Descriptor> Blobs => Config is null ? Layers : Layers.Prepend(Config);
 
+    /// <summary>
+    /// Whether <paramref name="content"/> is a manifest of the type it claims: a JSON object whose shape is that of
+    /// an index (<c>manifests</c>), an image manifest (<c>config</c> and <c>layers</c>), a schema 1 manifest
+    /// (<c>fsLayers</c>) or an artifact manifest. Anything else (an HTML page, a blob, an error document) is not
+    /// stored or served as a manifest.
+    /// </summary>
+    public static bool IsValid(ReadOnlySpan<byte> content, string mediaType)
+    {
+        if (!IsManifestMediaType(mediaType))
+        {
+            return false;
+        }
+
+        try
+        {
+            var reader = new Utf8JsonReader(content);
+            using var json = JsonDocument.ParseValue(ref reader);
+            var root = json.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return false;
+            }
+
+            return mediaType switch
+            {
+                MediaTypes.OciIndex or MediaTypes.DockerManifestList => IsArray(root, "manifests"),
+                MediaTypes.OciManifest or MediaTypes.DockerManifest =>
+                    root.TryGetProperty("config", out var config) && config.ValueKind == JsonValueKind.Object && IsArray(root, "layers"),
+                MediaTypes.DockerSchema1 or MediaTypes.DockerSchema1Signed => IsArray(root, "fsLayers"),
+                MediaTypes.OciArtifactManifest => !root.TryGetProperty("blobs", out var blobs) || blobs.ValueKind == JsonValueKind.Array,
+                _ => IsArray(root, "manifests") || IsArray(root, "layers") || IsArray(root, "blobs"),
+            };
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+
+        static bool IsArray(JsonElement root, string name) => root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Array;
+    }
+
+    /// <summary>A media type a manifest can have: the registry types, or a vendor JSON type.</summary>
+    public static bool IsManifestMediaType(string mediaType) =>
+        mediaType is MediaTypes.OciIndex or MediaTypes.OciManifest or MediaTypes.DockerManifestList or MediaTypes.DockerManifest
+            or MediaTypes.DockerSchema1 or MediaTypes.DockerSchema1Signed or MediaTypes.OciArtifactManifest
+        || (mediaType.StartsWith("application/vnd.", StringComparison.Ordinal) && mediaType.EndsWith("+json", StringComparison.Ordinal));
+
     public static bool TryParse(ReadOnlySpan<byte> content, string mediaType, out ManifestDocument? document)
     {
         document = null;

@@ -21,6 +21,36 @@ internal static class MediaTypes
 
     public static bool IsIndex(string? mediaType) => mediaType is OciIndex or DockerManifestList;
 
+    private static readonly string[] Known =
+        [OciIndex, OciManifest, DockerManifestList, DockerManifest, DockerSchema1, DockerSchema1Signed, OciArtifactManifest, OctetStream, Json];
+
+    /// <summary>A media type from UTF-8 bytes, as the shared constant when it is a known one (no allocation on hot reads).</summary>
+    public static string Intern(ReadOnlySpan<byte> utf8)
+    {
+        foreach (var known in Known)
+        {
+            if (utf8.Length == known.Length && Matches(utf8, known))
+            {
+                return known;
+            }
+        }
+
+        return System.Text.Encoding.UTF8.GetString(utf8);
+
+        static bool Matches(ReadOnlySpan<byte> utf8, string text)
+        {
+            for (var i = 0; i < utf8.Length; i++)
+            {
+                if (utf8[i] != text[i])
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+    }
+
     /// <summary>Removes parameters (<c>; charset=…</c>) and surrounding whitespace.</summary>
     public static string? StripParameters(string? contentType)
     {

@@ -1,11 +1,9 @@
 using System.Globalization;
+using Microsoft.AspNetCore.Http;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Routing;
-using MirrorProxy.Upstream;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Win32.SafeHandles;
 
 namespace MirrorProxy.Protocol;
 
@@ -13,159 +11,93 @@ internal sealed partial class RegistryHandler
 {
     private async Task HandleBlobAsync(HttpContext context, Route route, string reference)
     {
-        if (!TryParseDigest(reference, out var digest, out var digestError))
+        if (!OciErrors.TryParseDigest(reference, out var digest, out var digestError))
         {
             await digestError.WriteAsync(context).ConfigureAwait(false);
             return;
         }
 
-        if (await TryServeCachedBlobAsync(context, route, digest).ConfigureAwait(false))
+        var result = await _blobs.GetAsync(route, digest, HttpMethods.IsHead(context.Request.Method), context.RequestAborted).ConfigureAwait(false);
+        _metrics.Request(RequestKinds.Blob, result.Status switch
         {
+            BlobStatus.Hit => RequestResults.Hit,
+            BlobStatus.Joined => RequestResults.Coalesced,
+            BlobStatus.Started or BlobStatus.Relayed => RequestResults.Miss,
+            BlobStatus.NotFound => RequestResults.NotFound,
+            _ => RequestResults.Error,
+        }, route.Upstream.Name);
+
+        if (!result.Found)
+        {
+            if (result.Status != BlobStatus.NotFound)
+            {
+                _metrics.PullFailed(route.Upstream.Name);
+            }
+
+            await OciErrors.Blob(route, result, digest).WriteAsync(context).ConfigureAwait(false);
             return;
         }
 
-        if (HttpMethods.IsHead(context.Request.Method))
+        using (result.Body)
         {
-            await HeadUncachedBlobAsync(context, route, digest).ConfigureAwait(false);
-            return;
+            await SendBlobAsync(context, digest, result).ConfigureAwait(false);
         }
-
-        var ingest = _blobs.JoinOrStart(digest, route.Upstream, route.Repository, out var coalesced);
-        try
-        {
-            var start = await ingest.Started.WaitAsync(context.RequestAborted).ConfigureAwait(false);
-            if (start.AlreadyCached)
-            {
-                if (!await TryServeCachedBlobAsync(context, route, digest).ConfigureAwait(false))
-                {
-                    await OciError.BlobUnknown(digest.Value).WriteAsync(context).ConfigureAwait(false);
-                }
-
-                return;
-            }
-
-            if (start.Outcome != UpstreamOutcome.Success)
-            {
-                _metrics.Request(RequestKinds.Blob, start.Outcome == UpstreamOutcome.NotFound ? RequestResults.NotFound : RequestResults.Error, route.Upstream.Name);
-                await UpstreamError(route, start.Outcome, start.RetryAfter, start.Detail, isBlob: true, digest.Value).WriteAsync(context).ConfigureAwait(false);
-                return;
-            }
-
-            _metrics.Request(RequestKinds.Blob, coalesced ? RequestResults.Coalesced : RequestResults.Miss, route.Upstream.Name);
-            await ServeFromIngestAsync(context, ingest, start.Length).ConfigureAwait(false);
-        }
-        finally
-        {
-            ingest.ReleaseReader();
-        }
-    }
-
-    /// <summary>Serves a published blob, with Range support: small ones from memory, others from their file. False when it is not cached.</summary>
-    private async ValueTask<bool> TryServeCachedBlobAsync(HttpContext context, Route route, Digest digest)
-    {
-        if (_cache.Hot.TryGet(digest.Value, out var hot))
-        {
-            await ServeBytesAsync(context, route, digest, hot.Content).ConfigureAwait(false);
-            return true;
-        }
-
-        if (await _cache.TryGetContentAsync(digest).ConfigureAwait(false) is not { } entry)
-        {
-            return false;
-        }
-
-        if (entry.Size <= _cache.Hot.MaxObjectSize)
-        {
-            if (await _cache.ReadContentAsync(digest, context.RequestAborted, entry.MediaType).ConfigureAwait(false) is not { } content)
-            {
-                return false;
-            }
-
-            await ServeBytesAsync(context, route, digest, content).ConfigureAwait(false);
-            return true;
-        }
-
-        SafeFileHandle file;
-        try
-        {
-            file = File.OpenHandle(_cache.Store.BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.Asynchronous);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            _cache.Forget(digest);
-            return false;
-        }
-
-        using (file)
-        {
-            _metrics.Request(RequestKinds.Blob, RequestResults.Hit, route.Upstream.Name);
-            _cache.Touch(digest);
-            if (!WriteBlobHeaders(context, digest, entry.Size, out var offset, out var count))
-            {
-                return true;
-            }
-
-            if (!HttpMethods.IsHead(context.Request.Method))
-            {
-                var sent = await ContentSender.CopyAsync(file, offset, count, context.Response.BodyWriter, context.RequestAborted).ConfigureAwait(false);
-                _metrics.BytesServed(sent, fromCache: true);
-                if (sent < count && !context.RequestAborted.IsCancellationRequested)
-                {
-                    // The file is shorter than the index said: never end such a response as if complete.
-                    _cache.Forget(digest);
-                    context.Abort();
-                }
-            }
-        }
-
-        return true;
-    }
-
-    private async Task ServeBytesAsync(HttpContext context, Route route, Digest digest, byte[] content)
-    {
-        _metrics.Request(RequestKinds.Blob, RequestResults.Hit, route.Upstream.Name);
-        _cache.Touch(digest);
-        if (WriteBlobHeaders(context, digest, content.Length, out var offset, out var count) && !HttpMethods.IsHead(context.Request.Method))
-        {
-            _metrics.BytesServed(count, fromCache: true);
-            await context.Response.BodyWriter.WriteAsync(content.AsMemory((int)offset, (int)count), context.RequestAborted).ConfigureAwait(false);
-        }
-    }
-
-    private async Task HeadUncachedBlobAsync(HttpContext context, Route route, Digest digest)
-    {
-        if (_blobs.TryGetActive(digest) is { Length: { } length, State: not IngestState.Failed })
-        {
-            WriteBlobHeaders(context, digest, length, out _, out _);
-            return;
-        }
-
-        using var response = await route.Upstream.SendAsync(
-            new UpstreamRequest(HttpMethod.Head, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, context.RequestAborted).ConfigureAwait(false);
-        if (!response.IsSuccess || response.Message!.Content.Headers.ContentLength is not { } size)
-        {
-            var outcome = response.IsSuccess ? UpstreamOutcome.Failed : response.Outcome;
-            await UpstreamError(route, outcome, response.RetryAfter, response.Detail ?? "no Content-Length", isBlob: true, digest.Value).WriteAsync(context).ConfigureAwait(false);
-            return;
-        }
-
-        WriteBlobHeaders(context, digest, size, out _, out _);
     }
 
     /// <summary>
-    /// Sets status and headers for a blob of <paramref name="total"/> bytes, honouring a single Range.
-    /// False when the answer is complete already (416).
+    /// The one sender of blob answers: headers (with a single Range when the length is known), then the body from
+    /// whatever source it has. A source that fails mid-way breaks the connection: a client never sees a short or
+    /// unverified body end as if it were complete.
     /// </summary>
-    private static bool WriteBlobHeaders(HttpContext context, Digest digest, long total, out long offset, out long count)
+    private async Task SendBlobAsync(HttpContext context, Digest digest, BlobResult result)
     {
         var response = context.Response;
         response.Headers[RegistryHeaders.ContentDigest] = digest.Value;
-        response.Headers.AcceptRanges = "bytes";
         response.Headers.ETag = $"\"{digest.Value}\"";
         response.ContentType = MediaTypes.OctetStream;
+        long offset = 0;
+        var count = long.MaxValue;
+        if (result.Length is { } total && (result.Body?.SupportsRanges ?? true))
+        {
+            response.Headers.AcceptRanges = "bytes";
+            if (!WriteRange(context, total, out offset, out count))
+            {
+                return;
+            }
+        }
+        else
+        {
+            // Unknown length, or a relay: the whole body, chunked when no length is known.
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentLength = result.Length;
+        }
+
+        if (result.Body is not { } body)
+        {
+            return;
+        }
+
+        try
+        {
+            var (sent, bytes) = await body.SendAsync(response.BodyWriter, offset, count, context.RequestAborted).ConfigureAwait(false);
+            _metrics.BytesServed(bytes, body.FromCache);
+            if (sent == SendResult.SourceFailed)
+            {
+                context.Abort();
+            }
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; a download goes on without it.
+        }
+    }
+
+    /// <summary>Sets the status and length for a body of <paramref name="total"/> bytes, honouring a single Range. False when the answer is complete already (416).</summary>
+    private static bool WriteRange(HttpContext context, long total, out long offset, out long count)
+    {
+        var response = context.Response;
         offset = 0;
         count = total;
-
         var rangeHeader = context.Request.Headers.Range;
         if (rangeHeader.Count == 1)
         {
@@ -189,65 +121,5 @@ internal sealed partial class RegistryHandler
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentLength = total;
         return true;
-    }
-
-    /// <summary>Streams a blob that is still downloading, following the file as it grows.</summary>
-    private async Task ServeFromIngestAsync(HttpContext context, BlobIngest ingest, long? total)
-    {
-        long offset = 0;
-        long? count = null;
-        if (total is { } length)
-        {
-            if (!WriteBlobHeaders(context, ingest.Digest, length, out offset, out var rangeCount))
-            {
-                return;
-            }
-
-            count = rangeCount;
-        }
-        else
-        {
-            // Unknown length: answer chunked, without Range.
-            var response = context.Response;
-            response.StatusCode = StatusCodes.Status200OK;
-            response.ContentType = MediaTypes.OctetStream;
-            response.Headers[RegistryHeaders.ContentDigest] = ingest.Digest.Value;
-        }
-
-        var writer = context.Response.BodyWriter;
-        var cancellationToken = context.RequestAborted;
-        var position = offset;
-        var end = count is { } c ? offset + c : long.MaxValue;
-        try
-        {
-            while (position < end)
-            {
-                var limit = await ingest.WaitForDataAsync(position, cancellationToken).ConfigureAwait(false);
-                if (limit < 0)
-                {
-                    // The download failed or did not verify: the client must see a broken response, not an ending.
-                    context.Abort();
-                    return;
-                }
-
-                if (limit <= position)
-                {
-                    break; // complete, at the end of a blob of unknown length
-                }
-
-                var sent = await ContentSender.CopyAsync(ingest.Handle, position, Math.Min(limit, end) - position, writer, cancellationToken).ConfigureAwait(false);
-                _metrics.BytesServed(sent, fromCache: false);
-                if (sent == 0)
-                {
-                    return; // client gone
-                }
-
-                position += sent;
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // The client went away; the download goes on without it.
-        }
     }
 }

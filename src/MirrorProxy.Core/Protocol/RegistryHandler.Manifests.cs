@@ -1,9 +1,9 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Net.Http.Headers;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Routing;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Net.Http.Headers;
 
 namespace MirrorProxy.Protocol;
 
@@ -15,7 +15,7 @@ internal sealed partial class RegistryHandler
         ManifestResult result;
         if (reference.Contains(':'))
         {
-            if (!TryParseDigest(reference, out var digest, out var digestError))
+            if (!OciErrors.TryParseDigest(reference, out var digest, out var digestError))
             {
                 await digestError.WriteAsync(context).ConfigureAwait(false);
                 return;
@@ -25,7 +25,8 @@ internal sealed partial class RegistryHandler
         }
         else if (!OciNames.IsValidTag(reference))
         {
-            await new OciError(StatusCodes.Status400BadRequest, OciErrorCode.TagInvalid, "invalid tag", reference).WriteAsync(context).ConfigureAwait(false);
+            // A reference that is neither a digest nor a valid tag names no manifest: 404, as the conformance suite expects.
+            await OciError.ManifestUnknown(reference, "not a valid tag or digest").WriteAsync(context).ConfigureAwait(false);
             return;
         }
         else
@@ -44,7 +45,12 @@ internal sealed partial class RegistryHandler
 
         if (!result.Found)
         {
-            await UpstreamError(route, result.UpstreamOutcome, result.RetryAfter, result.Detail, isBlob: false, reference).WriteAsync(context).ConfigureAwait(false);
+            if (result.Status != ManifestStatus.NotFound)
+            {
+                _metrics.PullFailed(route.Upstream.Name);
+            }
+
+            await OciErrors.Manifest(route, result, reference).WriteAsync(context).ConfigureAwait(false);
             return;
         }
 
@@ -54,33 +60,21 @@ internal sealed partial class RegistryHandler
             return;
         }
 
-        byte[]? content = null;
-        if (!HttpMethods.IsHead(context.Request.Method))
-        {
-            content = await _cache.ReadContentAsync(result.Digest, cancellationToken, result.MediaType).ConfigureAwait(false);
-            if (content is null)
-            {
-                // Deleted underneath us: the next request fetches it again.
-                await OciError.ManifestUnknown(reference).WriteAsync(context).ConfigureAwait(false);
-                return;
-            }
-        }
-
-        _cache.Touch(result.Digest);
+        var content = result.Content!;
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = result.MediaType;
-        response.ContentLength = result.Size;
+        response.ContentLength = content.Length;
         response.Headers[RegistryHeaders.ContentDigest] = result.Digest.Value;
         response.Headers.ETag = $"\"{result.Digest.Value}\"";
         if (result.Status == ManifestStatus.Stale)
         {
-            response.Headers[HeaderNames.Warning] = StaleWarning(route, result.Detail);
+            response.Headers[HeaderNames.Warning] = OciErrors.StaleWarning(route, result.Detail);
         }
 
-        if (content is not null)
+        if (!HttpMethods.IsHead(context.Request.Method))
         {
-            _metrics.BytesServed(content.Length, fromCache: true);
+            _metrics.BytesServed(content.Length, fromCache: result.Status != ManifestStatus.Fetched);
             await response.Body.WriteAsync(content, cancellationToken).ConfigureAwait(false);
         }
     }

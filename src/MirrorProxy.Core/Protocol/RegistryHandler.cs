@@ -1,34 +1,31 @@
-using MirrorProxy.Cache;
+using Microsoft.AspNetCore.Http;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Routing;
-using MirrorProxy.Upstream;
-using Microsoft.AspNetCore.Http;
 
 namespace MirrorProxy.Protocol;
 
 /// <summary>
-/// The pull side of the OCI distribution API under <c>/v2/</c>. Parses and validates the request, routes it to
-/// an upstream, and answers from the cache or through it. Push and every other method get 405 UNSUPPORTED.
+/// The pull side of the OCI distribution API under <c>/v2/</c>. Parses and validates the request, routes it, asks
+/// the blob, manifest or listing service (which answer with values), and writes the answer: content through one
+/// sender per kind, failures through <see cref="OciErrors"/>. Push and every other method get 405 UNSUPPORTED.
 /// </summary>
 internal sealed partial class RegistryHandler
 {
     private readonly UpstreamRouter _router;
-    private readonly MirrorCache _cache;
     private readonly ManifestService _manifests;
     private readonly BlobService _blobs;
+    private readonly ListingService _listings;
     private readonly MirrorMetrics _metrics;
-    private readonly TimeProvider _time;
 
-    public RegistryHandler(UpstreamRouter router, MirrorCache cache, ManifestService manifests, BlobService blobs, MirrorMetrics metrics, TimeProvider time)
+    public RegistryHandler(UpstreamRouter router, ManifestService manifests, BlobService blobs, ListingService listings, MirrorMetrics metrics)
     {
         _router = router;
-        _cache = cache;
         _manifests = manifests;
         _blobs = blobs;
+        _listings = listings;
         _metrics = metrics;
-        _time = time;
     }
 
     /// <summary>Handles a request whose path has had <c>/v2</c> moved to the path base.</summary>
@@ -54,17 +51,13 @@ internal sealed partial class RegistryHandler
                 return new OciError(StatusCodes.Status404NotFound, OciErrorCode.NameUnknown, "no such endpoint", $"{request.PathBase}{request.Path}").WriteAsync(context);
         }
 
-        if (!UpstreamRouter.IsValidName(path.Name))
+        var routed = _router.Route(path.Name, request.Query["ns"]);
+        if (!routed.IsRouted)
         {
-            return new OciError(StatusCodes.Status400BadRequest, OciErrorCode.NameInvalid, "invalid repository name", path.Name).WriteAsync(context);
+            return OciErrors.Route(routed).WriteAsync(context);
         }
 
-        string? ns = request.Query["ns"];
-        if (!_router.TryRoute(path.Name, ns, out var route, out var routeError))
-        {
-            return routeError.WriteAsync(context);
-        }
-
+        var route = routed.Route;
         if (route.Namespace is not null)
         {
             context.Response.Headers[RegistryHeaders.OciNamespace] = route.Namespace;
@@ -87,47 +80,4 @@ internal sealed partial class RegistryHandler
         response.ContentLength = 2;
         return HttpMethods.IsHead(context.Request.Method) ? Task.CompletedTask : response.Body.WriteAsync("{}"u8.ToArray(), context.RequestAborted).AsTask();
     }
-
-    /// <summary>Parses a digest from the path; on failure, the 400 answer to send.</summary>
-    private static bool TryParseDigest(string text, out Digest digest, out OciError error)
-    {
-        error = default;
-        switch (Digest.Parse(text, out digest))
-        {
-            case DigestParseStatus.Ok:
-                return true;
-            case DigestParseStatus.UnsupportedAlgorithm:
-                error = new OciError(StatusCodes.Status400BadRequest, OciErrorCode.DigestInvalid, "unsupported digest algorithm", text);
-                return false;
-            default:
-                error = new OciError(StatusCodes.Status400BadRequest, OciErrorCode.DigestInvalid, "invalid digest", text);
-                return false;
-        }
-    }
-
-    /// <summary>
-    /// The answer when the upstream gave nothing usable and nothing is cached. Statuses are chosen so containerd
-    /// moves on to its next host at once: never a 429 (containerd would hammer the mirror with retries).
-    /// </summary>
-    private static OciError UpstreamError(Route route, UpstreamOutcome outcome, TimeSpan? retryAfter, string? detail, bool isBlob, string reference)
-    {
-        var upstream = route.Upstream.Name;
-        return outcome switch
-        {
-            UpstreamOutcome.NotFound => isBlob ? OciError.BlobUnknown(reference) : OciError.ManifestUnknown(reference),
-            UpstreamOutcome.Unauthorized or UpstreamOutcome.Forbidden =>
-                new OciError(StatusCodes.Status403Forbidden, OciErrorCode.Denied, $"upstream {upstream} denied access to {route.Repository}", detail),
-            UpstreamOutcome.Failed =>
-                new OciError(StatusCodes.Status502BadGateway, OciErrorCode.Unknown, $"upstream {upstream} gave an unusable answer", detail),
-            _ => new OciError(StatusCodes.Status503ServiceUnavailable, OciErrorCode.Unavailable, $"upstream {upstream} is unavailable and {reference} is not cached", detail)
-            {
-                RetryAfterSeconds = (int)Math.Clamp(retryAfter?.TotalSeconds ?? 10, 1, 3600),
-            },
-        };
-    }
-
-    private static string StaleWarning(Route route, string? detail) =>
-        $"299 - \"served from cache: upstream {route.Upstream.Name} unavailable{(detail is null ? "" : " (" + Sanitize(detail) + ")")}\"";
-
-    private static string Sanitize(string text) => text.Replace('"', '\'').Replace('\r', ' ').Replace('\n', ' ');
 }

@@ -29,25 +29,6 @@ internal static class TagsPage
         return (Write(clientName, page), link);
     }
 
-    public static List<string> ReadTags(ReadOnlySpan<byte> body)
-    {
-        var reader = new Utf8JsonReader(body);
-        using var document = JsonDocument.ParseValue(ref reader);
-        var tags = new List<string>();
-        if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("tags", out var array) && array.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var tag in array.EnumerateArray())
-            {
-                if (tag.ValueKind == JsonValueKind.String && tag.GetString() is { } value)
-                {
-                    tags.Add(value);
-                }
-            }
-        }
-
-        return tags;
-    }
-
     /// <summary><c>{"name":…,"tags":[…]}</c>.</summary>
     public static byte[] Write(string name, IReadOnlyList<string> tags)
     {

@@ -1,48 +1,64 @@
 using System.Buffers;
-using Microsoft.Win32.SafeHandles;
 using MirrorProxy.Oci;
+using MirrorProxy.Storage;
 using MirrorProxy.Upstream;
 
 namespace MirrorProxy.PullThrough;
 
-/// <summary>How the start of an ingest went: the upstream's answer to the blob request.</summary>
-internal readonly record struct IngestStart(UpstreamOutcome Outcome, long? Length, TimeSpan? RetryAfter, string? Detail)
+/// <summary>How a download ended.</summary>
+internal enum DownloadOutcome
 {
-    /// <summary>The blob was published between the caller's cache check and the start: serve it from the cache.</summary>
-    public bool AlreadyCached { get; init; }
+    /// <summary>Still running.</summary>
+    Running,
+    /// <summary>Verified and stored.</summary>
+    Stored,
+    /// <summary>The upstream had no usable answer at the headers (see <see cref="IngestStart"/>).</summary>
+    NoAnswer,
+    /// <summary>No bytes for longer than the idle timeout.</summary>
+    Stalled,
+    /// <summary>The connection broke off mid-body.</summary>
+    BrokenOff,
+    /// <summary>Slower than the upstream's minimum throughput.</summary>
+    TooSlow,
+    /// <summary>More bytes than announced, or than the largest blob the cache keeps.</summary>
+    TooLong,
+    /// <summary>Fewer bytes than announced.</summary>
+    TooShort,
+    /// <summary>The bytes do not hash to the digest.</summary>
+    DigestMismatch,
+    /// <summary>The cache could not write (full, read-only, failing disk).</summary>
+    StorageFailed,
+    /// <summary>The mirror is stopping.</summary>
+    Cancelled,
 }
 
-internal enum IngestState
+/// <summary>How the start of a download went: the upstream's answer to the blob request.</summary>
+internal readonly record struct IngestStart(UpstreamOutcome Outcome, long? Length, TimeSpan? RetryAfter, string? Detail)
 {
-    Running,
-    Completed,
-    Failed,
+    /// <summary>The blob was stored between the caller's cache check and the start: serve it from the cache.</summary>
+    public bool AlreadyCached { get; init; }
+
+    /// <summary>The upstream can serve it but the cache will not keep it (too large, or the disk refuses): relay it instead.</summary>
+    public bool NotKept { get; init; }
 }
 
 /// <summary>
-/// One upstream download of one blob into a temporary file, which any number of clients read while it grows.
-/// The download does not depend on any client: it finishes (and is cached) when every client has gone.
-/// Readers are never handed the final byte before the digest and size verify, so a corrupt or truncated
-/// upstream body never reaches a client as a complete response.
+/// One upstream download of one blob into the store, which any number of clients read while it grows. The
+/// download does not depend on any client: it finishes (and is cached) when every client has gone. Readers are
+/// never handed the final byte before the store has verified digest and size, so a corrupt or truncated upstream
+/// body never reaches a client as a complete response.
 /// </summary>
 internal sealed class BlobIngest
 {
     private readonly TaskCompletionSource<IngestStart> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private SafeFileHandle? _handle;
-    private long _written;
-    private int _state;
-    private int _references = 1; // the writer's
+    private IContentWriter? _writer;
+    private int _outcome;
+    private int _references = 1; // the download's own
 
-    public BlobIngest(Digest digest, string tempPath)
-    {
-        Digest = digest;
-        TempPath = tempPath;
-    }
+    public BlobIngest(Digest digest) => Digest = digest;
 
     public Digest Digest { get; }
-
-    public string TempPath { get; }
 
     /// <summary>Completes when the upstream has answered (headers), successfully or not.</summary>
     public Task<IngestStart> Started => _started.Task;
@@ -50,14 +66,13 @@ internal sealed class BlobIngest
     /// <summary>Total length announced by the upstream, when it announced one.</summary>
     public long? Length { get; private set; }
 
-    public IngestState State => (IngestState)Volatile.Read(ref _state);
+    public DownloadOutcome Outcome => (DownloadOutcome)Volatile.Read(ref _outcome);
 
-    public long Written => Volatile.Read(ref _written);
+    public bool IsFailed => Outcome is not (DownloadOutcome.Running or DownloadOutcome.Stored);
 
-    /// <summary>The file being written, for readers holding a reference.</summary>
-    public SafeFileHandle Handle => _handle ?? throw new InvalidOperationException("The ingest has no file.");
+    public long Written => _writer?.Written ?? 0;
 
-    /// <summary>Takes a reference that keeps the file handle open; false once the ingest is over and its file closed.</summary>
+    /// <summary>Takes a reference that keeps what was written readable; false once the download is over and closed.</summary>
     public bool TryAddReader()
     {
         while (true)
@@ -77,15 +92,20 @@ internal sealed class BlobIngest
 
     public void ReleaseReader()
     {
-        if (Interlocked.Decrement(ref _references) == 0)
+        if (Interlocked.Decrement(ref _references) == 0 && _writer is { } writer)
         {
-            _handle?.Dispose();
+            // The last reader is gone: close the file (an uncommitted one is deleted).
+            _ = writer.DisposeAsync().AsTask();
         }
     }
 
+    /// <summary>Reads what has been written so far (readers hold a reference).</summary>
+    public ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
+        _writer!.ReadAsync(offset, buffer, cancellationToken);
+
     /// <summary>
     /// Waits until bytes beyond <paramref name="position"/> may be read, and returns the exclusive limit that may be
-    /// read now; -1 when the ingest failed. Returns <paramref name="position"/> itself only at the end of a complete blob.
+    /// read now; -1 when the download failed. Returns <paramref name="position"/> itself only at the end of a stored blob.
     /// </summary>
     public async ValueTask<long> WaitForDataAsync(long position, CancellationToken cancellationToken)
     {
@@ -93,14 +113,14 @@ internal sealed class BlobIngest
         {
             // Take the signal before reading the state so that a write between the two is never missed.
             var signal = Volatile.Read(ref _progress).Task;
-            var state = State;
-            if (state == IngestState.Failed)
+            var outcome = Outcome;
+            if (IsFailed)
             {
                 return -1;
             }
 
-            var limit = ReadableLimit(state);
-            if (limit > position || state == IngestState.Completed)
+            var limit = ReadableLimit(outcome);
+            if (limit > position || outcome == DownloadOutcome.Stored)
             {
                 return limit;
             }
@@ -109,10 +129,10 @@ internal sealed class BlobIngest
         }
     }
 
-    private long ReadableLimit(IngestState state)
+    private long ReadableLimit(DownloadOutcome outcome)
     {
         var written = Written;
-        if (state == IngestState.Completed)
+        if (outcome == DownloadOutcome.Stored)
         {
             return written;
         }
@@ -123,27 +143,29 @@ internal sealed class BlobIngest
 
     internal void SetStarted(IngestStart start)
     {
-        Length = start.Outcome == UpstreamOutcome.Success ? start.Length : null;
+        Length = start.Outcome == UpstreamOutcome.Success && !start.NotKept ? start.Length : null;
         _started.TrySetResult(start);
     }
 
-    internal void OpenFile()
-    {
-        _handle = File.OpenHandle(TempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete, FileOptions.Asynchronous);
-    }
+    internal void Attach(IContentWriter writer) => _writer = writer;
 
-    /// <summary>Copies the upstream body into the file, hashing as it goes. Returns null on success, or why it failed.</summary>
-    internal async Task<string?> CopyAsync(Stream body, TimeSpan idleTimeout, TimeProvider time, Action<long> onBytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Copies the upstream body into the writer. Returns <see cref="DownloadOutcome.Running"/> when the whole body
+    /// arrived (the commit decides the rest), or why it failed.
+    /// </summary>
+    internal async Task<DownloadOutcome> CopyAsync(Stream body, DownloadLimits limits, TimeProvider time, Action<long> onBytes, CancellationToken cancellationToken)
     {
-        using var hash = Digest.CreateHash();
+        var writer = _writer!;
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         using var idle = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, idle.Token);
+        var windowStarted = time.GetTimestamp();
+        var windowBytes = 0L;
         try
         {
             while (true)
             {
-                idle.CancelAfter(idleTimeout);
+                idle.CancelAfter(limits.IdleTimeout);
                 int read;
                 try
                 {
@@ -151,11 +173,11 @@ internal sealed class BlobIngest
                 }
                 catch (OperationCanceledException) when (idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
                 {
-                    return $"no data from upstream for {idleTimeout.TotalSeconds:0.###} s";
+                    return DownloadOutcome.Stalled;
                 }
                 catch (Exception ex) when (ex is IOException or HttpRequestException)
                 {
-                    return $"upstream body failed: {ex.Message}";
+                    return DownloadOutcome.BrokenOff;
                 }
 
                 if (read == 0)
@@ -163,33 +185,34 @@ internal sealed class BlobIngest
                     break;
                 }
 
-                var offset = Written;
-                if (Length is { } length && offset + read > length)
+                var total = writer.Written + read;
+                if ((Length is { } length && total > length) || total > limits.MaxSize)
                 {
-                    return $"upstream sent more than the announced {length} bytes";
+                    return DownloadOutcome.TooLong;
                 }
 
-                hash.AppendData(buffer, 0, read);
-                await RandomAccess.WriteAsync(Handle, buffer.AsMemory(0, read), offset, cancellationToken).ConfigureAwait(false);
-                Volatile.Write(ref _written, offset + read);
+                if (await writer.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false) != StorageStatus.Ok)
+                {
+                    return DownloadOutcome.StorageFailed;
+                }
+
                 onBytes(read);
                 Pulse();
+
+                windowBytes += read;
+                if (limits.MinThroughput > 0 && time.GetElapsedTime(windowStarted) is var elapsed && elapsed >= limits.ThroughputWindow)
+                {
+                    if (windowBytes < limits.MinThroughput * elapsed.TotalSeconds)
+                    {
+                        return DownloadOutcome.TooSlow;
+                    }
+
+                    windowStarted = time.GetTimestamp();
+                    windowBytes = 0;
+                }
             }
 
-            if (Length is { } expected && Written != expected)
-            {
-                return $"upstream body ended after {Written} of {expected} bytes";
-            }
-
-            Span<byte> digest = stackalloc byte[64];
-            var size = hash.GetHashAndReset(digest);
-            if (!Digest.MatchesHash(digest[..size]))
-            {
-                return "digest mismatch: the upstream content does not hash to the requested digest";
-            }
-
-            RandomAccess.FlushToDisk(Handle);
-            return null;
+            return Length is { } expected && writer.Written != expected ? DownloadOutcome.TooShort : DownloadOutcome.Running;
         }
         finally
         {
@@ -197,15 +220,9 @@ internal sealed class BlobIngest
         }
     }
 
-    internal void Complete()
+    internal void Finish(DownloadOutcome outcome)
     {
-        Volatile.Write(ref _state, (int)IngestState.Completed);
-        Pulse();
-    }
-
-    internal void Fail()
-    {
-        Volatile.Write(ref _state, (int)IngestState.Failed);
+        Volatile.Write(ref _outcome, (int)outcome);
         Pulse();
     }
 
@@ -215,3 +232,6 @@ internal sealed class BlobIngest
         previous.TrySetResult();
     }
 }
+
+/// <summary>What a download may take: time without bytes, the slowest pace, and the most bytes.</summary>
+internal readonly record struct DownloadLimits(TimeSpan IdleTimeout, long MinThroughput, TimeSpan ThroughputWindow, long MaxSize);

@@ -1,44 +1,230 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using MirrorProxy.Cache;
+using MirrorProxy.Common;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
+using MirrorProxy.Routing;
+using MirrorProxy.Storage;
 using MirrorProxy.Upstream;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace MirrorProxy.PullThrough;
 
+/// <summary>Where a blob answer comes from, or why there is none.</summary>
+internal enum BlobStatus
+{
+    /// <summary>From the cache.</summary>
+    Hit,
+    /// <summary>From a download another request started.</summary>
+    Joined,
+    /// <summary>From a download this request started.</summary>
+    Started,
+    /// <summary>Relayed from the upstream without being kept.</summary>
+    Relayed,
+    /// <summary>The upstream says it does not exist.</summary>
+    NotFound,
+    /// <summary>The upstream refused access.</summary>
+    Denied,
+    /// <summary>The upstream cannot answer (down, offline, rate-limited, 5xx).</summary>
+    Unavailable,
+    /// <summary>The upstream answered with something unusable.</summary>
+    Unusable,
+}
+
+/// <summary>A blob answer: its source (none for HEAD), its length, and the upstream's word when it failed.</summary>
+internal readonly record struct BlobResult(BlobStatus Status, BlobBody? Body, long? Length)
+{
+    public UpstreamOutcome UpstreamOutcome { get; init; }
+
+    public TimeSpan? RetryAfter { get; init; }
+
+    public string? Detail { get; init; }
+
+    public bool Found => Status is BlobStatus.Hit or BlobStatus.Joined or BlobStatus.Started or BlobStatus.Relayed;
+}
+
 /// <summary>
-/// Blob misses: one upstream download per digest, whatever the number of clients asking (they join the running
-/// ingest), run on the application's lifetime rather than any client's, and published only once verified.
+/// Blobs by digest: from the cache when it holds them whole (small ones from memory, hashed when loaded; others
+/// from their file, whose size is checked when opened), else from one upstream download per digest, whatever the
+/// number of clients asking (they join it), run as tracked background work rather than on any client's time, and
+/// stored only once verified. A damaged cached object is quarantined and fetched again. A blob the cache will
+/// not keep (larger than it may hold, or a disk that refuses writes) is relayed, verified as it passes.
 /// </summary>
 internal sealed partial class BlobService
 {
+    /// <summary>After a cache write failed, downloads relay instead of writing for this long, then try again.</summary>
+    private static readonly TimeSpan RelayAfterWriteFailure = TimeSpan.FromSeconds(30);
+
     private readonly ConcurrentDictionary<string, BlobIngest> _active = new(StringComparer.Ordinal);
     private readonly MirrorCache _cache;
+    private readonly CacheBudget _budget;
+    private readonly BackgroundWork _background;
     private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<BlobService> _logger;
-    private readonly CancellationToken _stopping;
-    private readonly long? _maxSize;
 
     public BlobService(
-        MirrorCache cache, MirrorMetrics metrics, TimeProvider time, Microsoft.Extensions.Options.IOptions<Hosting.MirrorProxyOptions> options,
-        IHostApplicationLifetime lifetime, ILogger<BlobService> logger)
+        MirrorCache cache, CacheBudget budget, BackgroundWork background, MirrorMetrics metrics, TimeProvider time, ILogger<BlobService> logger)
     {
-        _maxSize = options.Value.Cache.MaxSize?.Bytes;
         _cache = cache;
+        _budget = budget;
+        _background = background;
         _metrics = metrics;
         _time = time;
         _logger = logger;
-        _stopping = lifetime.ApplicationStopping;
     }
+
+    /// <summary>Downloads running now.</summary>
+    public int ActiveDownloads => _active.Count;
+
+    /// <summary>
+    /// Resolves a blob for a GET (with a body to send, which the caller disposes) or a HEAD (length only): hit,
+    /// join, start, or relay.
+    /// </summary>
+    public async ValueTask<BlobResult> GetAsync(Route route, Digest digest, bool headOnly, CancellationToken cancellationToken)
+    {
+        if (await TryCachedAsync(digest, headOnly, cancellationToken).ConfigureAwait(false) is { } hit)
+        {
+            return hit;
+        }
+
+        if (headOnly)
+        {
+            return await HeadUncachedAsync(route, digest, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_cache.Health.FailedWithin(RelayAfterWriteFailure))
+        {
+            return await RelayAsync(route, digest, cancellationToken).ConfigureAwait(false);
+        }
+
+        var ingest = JoinOrStart(digest, route, out var joined);
+        var handedOver = false;
+        try
+        {
+            var start = await ingest.Started.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (start.AlreadyCached)
+            {
+                return await TryCachedAsync(digest, headOnly: false, cancellationToken).ConfigureAwait(false)
+                    ?? new BlobResult(BlobStatus.NotFound, null, null) { UpstreamOutcome = UpstreamOutcome.NotFound };
+            }
+
+            if (start.NotKept)
+            {
+                return await RelayAsync(route, digest, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (start.Outcome != UpstreamOutcome.Success)
+            {
+                return Failure(start.Outcome, start.RetryAfter, start.Detail);
+            }
+
+            handedOver = true;
+            return new BlobResult(joined ? BlobStatus.Joined : BlobStatus.Started, new IngestBlobBody(ingest), start.Length);
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                ingest.ReleaseReader();
+            }
+        }
+    }
+
+    /// <summary>The cached blob, or null when the cache does not hold it whole (a damaged copy is quarantined on the way).</summary>
+    private async ValueTask<BlobResult?> TryCachedAsync(Digest digest, bool headOnly, CancellationToken cancellationToken)
+    {
+        if (_cache.Hot.TryGet(digest.Value, out var hot))
+        {
+            _cache.Touch(digest, hot.Info);
+            return new BlobResult(BlobStatus.Hit, headOnly ? null : new MemoryBlobBody(hot.Content), hot.Content.Length);
+        }
+
+        if (await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is not { } entry)
+        {
+            return null;
+        }
+
+        if (entry.Size <= _cache.Hot.MaxObjectSize)
+        {
+            var (status, content) = await _cache.ReadSmallAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+            if (status != CachedContentStatus.Ok)
+            {
+                return null;
+            }
+
+            _cache.Touch(digest, entry);
+            return new BlobResult(BlobStatus.Hit, headOnly ? null : new MemoryBlobBody(content!), content!.Length);
+        }
+
+        var (openStatus, reader) = await _cache.OpenAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+        if (openStatus != CachedContentStatus.Ok)
+        {
+            return null;
+        }
+
+        _cache.Touch(digest, entry);
+        if (headOnly)
+        {
+            reader!.Dispose();
+            return new BlobResult(BlobStatus.Hit, null, entry.Size);
+        }
+
+        return new BlobResult(BlobStatus.Hit, new StoredBlobBody(reader!), entry.Size);
+    }
+
+    /// <summary>HEAD of a blob the cache lacks: the download in progress knows its length, else the upstream is asked.</summary>
+    private async ValueTask<BlobResult> HeadUncachedAsync(Route route, Digest digest, CancellationToken cancellationToken)
+    {
+        if (_active.TryGetValue(digest.Value, out var running) && running.Length is { } length && !running.IsFailed)
+        {
+            return new BlobResult(BlobStatus.Joined, null, length);
+        }
+
+        using var response = await route.Upstream.SendAsync(
+            new UpstreamRequest(HttpMethod.Head, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccess)
+        {
+            return Failure(response.Outcome, response.RetryAfter, response.Detail);
+        }
+
+        return response.Message!.Content.Headers.ContentLength is { } size
+            ? new BlobResult(BlobStatus.Started, null, size)
+            : Failure(UpstreamOutcome.Failed, null, "the upstream's HEAD answer has no Content-Length");
+    }
+
+    /// <summary>Streams the blob from the upstream to this one client without keeping it.</summary>
+    private async ValueTask<BlobResult> RelayAsync(Route route, Digest digest, CancellationToken cancellationToken)
+    {
+        var response = await route.Upstream.SendAsync(
+            new UpstreamRequest(HttpMethod.Get, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccess)
+        {
+            response.Dispose();
+            return Failure(response.Outcome, response.RetryAfter, response.Detail);
+        }
+
+        var body = await response.Message!.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        return new BlobResult(BlobStatus.Relayed, new RelayBlobBody(response, body, digest, route.Upstream.Options.BlobIdleTimeout, _time), response.Message.Content.Headers.ContentLength);
+    }
+
+    private static BlobResult Failure(UpstreamOutcome outcome, TimeSpan? retryAfter, string? detail) =>
+        new(Classify(outcome), null, null) { UpstreamOutcome = outcome, RetryAfter = retryAfter, Detail = detail };
+
+    internal static BlobStatus Classify(UpstreamOutcome outcome) => outcome switch
+    {
+        UpstreamOutcome.NotFound => BlobStatus.NotFound,
+        UpstreamOutcome.Unauthorized or UpstreamOutcome.Forbidden => BlobStatus.Denied,
+        UpstreamOutcome.Failed => BlobStatus.Unusable,
+        _ => BlobStatus.Unavailable,
+    };
 
     /// <summary>
     /// Joins the download of <paramref name="digest"/>, starting it when none runs. The caller holds a reader
-    /// reference on the returned ingest and must call <see cref="BlobIngest.ReleaseReader"/>.
+    /// reference on the returned ingest and must release it.
     /// </summary>
-    public BlobIngest JoinOrStart(Digest digest, UpstreamRegistry upstream, string repository, out bool coalesced)
+    private BlobIngest JoinOrStart(Digest digest, Route route, out bool joined)
     {
         while (true)
         {
@@ -46,7 +232,7 @@ internal sealed partial class BlobService
             {
                 if (running.TryAddReader())
                 {
-                    coalesced = true;
+                    joined = true;
                     return running;
                 }
 
@@ -55,96 +241,121 @@ internal sealed partial class BlobService
                 continue;
             }
 
-            var ingest = new BlobIngest(digest, _cache.Store.NewTempPath());
+            var ingest = new BlobIngest(digest);
             ingest.TryAddReader();
             if (_active.TryAdd(digest.Value, ingest))
             {
-                _ = Task.Run(() => RunAsync(ingest, upstream, repository), CancellationToken.None);
-                coalesced = false;
+                _background.Run("download " + digest.Value, static (s, ct) => s.Self.RunAsync(s.Ingest, s.Route, ct), (Self: this, Ingest: ingest, Route: route));
+                joined = false;
                 return ingest;
             }
         }
     }
 
-    /// <summary>The download in progress for a digest, if any (for HEAD requests).</summary>
-    public BlobIngest? TryGetActive(Digest digest) => _active.TryGetValue(digest.Value, out var ingest) ? ingest : null;
-
-    private async Task RunAsync(BlobIngest ingest, UpstreamRegistry upstream, string repository)
+    private async Task RunAsync(BlobIngest ingest, Route route, CancellationToken stopping)
     {
         var digest = ingest.Digest;
+        var upstream = route.Upstream;
         var started = _time.GetTimestamp();
+        var announced = 0L;
+        var outcome = DownloadOutcome.NoAnswer;
         try
         {
-            if (_cache.Store.TryStat(digest, out var cachedSize))
+            if (await _cache.LookupAsync(digest, stopping).ConfigureAwait(false) is not null)
             {
-                // Published by a download that finished between the caller's cache lookup and this one.
-                ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, cachedSize, null, null) { AlreadyCached = true });
-                ingest.Complete();
+                // Stored by a download that finished between the caller's cache lookup and this one.
+                ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, null, null, null) { AlreadyCached = true });
+                outcome = DownloadOutcome.Stored;
                 return;
             }
 
             using var response = await upstream.SendAsync(
-                new UpstreamRequest(HttpMethod.Get, repository, "blobs/" + digest.Value) { IsBlob = true }, _stopping).ConfigureAwait(false);
+                new UpstreamRequest(HttpMethod.Get, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, stopping).ConfigureAwait(false);
             if (!response.IsSuccess)
             {
                 ingest.SetStarted(new IngestStart(response.Outcome, null, response.RetryAfter, response.Detail));
-                ingest.Fail();
                 return;
             }
 
-            ingest.OpenFile();
-            ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, response.Message!.Content.Headers.ContentLength, null, null));
-            await using var body = await response.Message.Content.ReadAsStreamAsync(_stopping).ConfigureAwait(false);
-            var error = await ingest.CopyAsync(body, upstream.Options.BlobIdleTimeout, _time, bytes => _metrics.BytesFetched(bytes, upstream.Name), _stopping).ConfigureAwait(false);
-            if (error is null && ingest.Written > _maxSize)
+            var length = response.Message!.Content.Headers.ContentLength;
+            if (length > _budget.MaxBlobSize)
             {
-                // Larger than the whole budget: it has been served, but keeping it would evict everything else.
-                ingest.Complete();
-                File.Delete(ingest.TempPath);
-                Log.BlobNotKept(_logger, upstream.Name, repository, digest.Value, ingest.Written, _maxSize.Value);
+                Log.BlobNotKept(_logger, upstream.Name, route.Repository, digest.Value, length.Value, _budget.MaxBlobSize);
+                ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, length, null, null) { NotKept = true });
                 return;
             }
 
-            if (error is null)
+            var (status, writer) = await _cache.BeginWriteAsync(digest, length, stopping).ConfigureAwait(false);
+            if (writer is null)
             {
-                _cache.PublishBlob(ingest.TempPath, digest, ingest.Written);
-                ingest.Complete();
-                Log.BlobFetched(_logger, upstream.Name, repository, digest.Value, ingest.Written, _time.GetElapsedTime(started).TotalMilliseconds);
+                Log.BlobRelayed(_logger, digest.Value, status);
+                ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, length, null, null) { NotKept = true });
                 return;
             }
 
-            if (error.StartsWith("digest mismatch", StringComparison.Ordinal))
+            ingest.Attach(writer);
+            announced = length ?? 0;
+            _budget.DownloadStarted(announced);
+            ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, length, null, null));
+
+            await using var body = await response.Message.Content.ReadAsStreamAsync(stopping).ConfigureAwait(false);
+            var limits = new DownloadLimits(upstream.Options.BlobIdleTimeout, upstream.Options.MinBlobThroughput.Bytes, upstream.Options.MinBlobThroughputWindow,
+                _budget.MaxBlobSize);
+            outcome = await ingest.CopyAsync(body, limits, _time, bytes => _metrics.BytesFetched(bytes, upstream.Name), stopping).ConfigureAwait(false);
+            if (outcome == DownloadOutcome.Running)
             {
-                _metrics.DigestMismatch(upstream.Name);
+                outcome = await _cache.CommitAsync(writer, mediaType: null, stopping).ConfigureAwait(false) switch
+                {
+                    StorageStatus.Ok or StorageStatus.AlreadyExists => DownloadOutcome.Stored,
+                    StorageStatus.Mismatch => DownloadOutcome.DigestMismatch,
+                    _ => DownloadOutcome.StorageFailed,
+                };
             }
 
-            Log.BlobFailed(_logger, upstream.Name, repository, digest.Value, ingest.Written, error);
-            Discard(ingest);
+            if (outcome == DownloadOutcome.Stored)
+            {
+                Log.BlobFetched(_logger, upstream.Name, route.Repository, digest.Value, ingest.Written, _time.GetElapsedTime(started).TotalMilliseconds);
+            }
+            else
+            {
+                await ReportFailureAsync(upstream, route.Repository, digest, ingest, outcome).ConfigureAwait(false);
+            }
         }
-        catch (Exception ex)
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            // Shutdown, a full disk, a vanished directory: the download is abandoned and nothing is published.
-            Log.BlobFailed(_logger, upstream.Name, repository, digest.Value, ingest.Written, ex.Message);
-            ingest.SetStarted(new IngestStart(UpstreamOutcome.Unreachable, null, null, ex.Message));
-            Discard(ingest);
+            outcome = DownloadOutcome.Cancelled;
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            outcome = DownloadOutcome.BrokenOff;
+            Log.BlobFailed(_logger, upstream.Name, route.Repository, digest.Value, ingest.Written, outcome);
         }
         finally
         {
+            // Whatever happened, nobody waits for an answer that never comes.
+            ingest.SetStarted(new IngestStart(UpstreamOutcome.Unreachable, null, null, outcome == DownloadOutcome.Cancelled ? "the mirror is stopping" : "the download failed"));
+            ingest.Finish(outcome);
+            _budget.DownloadEnded(announced);
             _active.TryRemove(new KeyValuePair<string, BlobIngest>(digest.Value, ingest));
             ingest.ReleaseReader();
         }
     }
 
-    private static void Discard(BlobIngest ingest)
+    private async ValueTask ReportFailureAsync(UpstreamRegistry upstream, string repository, Digest digest, BlobIngest ingest, DownloadOutcome outcome)
     {
-        ingest.Fail();
-        try
+        Log.BlobFailed(_logger, upstream.Name, repository, digest.Value, ingest.Written, outcome);
+        switch (outcome)
         {
-            File.Delete(ingest.TempPath);
-        }
-        catch (IOException)
-        {
-            // tmp/ is emptied at the next start.
+            case DownloadOutcome.DigestMismatch:
+                _metrics.DigestMismatch(upstream.Name);
+                await upstream.ReportBodyFailureAsync(transport: false, "content that does not hash to its digest").ConfigureAwait(false);
+                break;
+            case DownloadOutcome.Stalled or DownloadOutcome.BrokenOff:
+                await upstream.ReportBodyFailureAsync(transport: true, outcome == DownloadOutcome.Stalled ? "a blob body stalled" : "a blob body broke off").ConfigureAwait(false);
+                break;
+            case DownloadOutcome.TooSlow or DownloadOutcome.TooShort or DownloadOutcome.TooLong:
+                await upstream.ReportBodyFailureAsync(transport: false, "a blob download failed: " + outcome).ConfigureAwait(false);
+                break;
         }
     }
 
@@ -153,10 +364,13 @@ internal sealed partial class BlobService
         [LoggerMessage(3001, LogLevel.Information, "Fetched blob {Digest} of {Repository} from {Upstream}: {Bytes} bytes in {ElapsedMs:0} ms")]
         public static partial void BlobFetched(ILogger logger, string upstream, string repository, string digest, long bytes, double elapsedMs);
 
-        [LoggerMessage(3003, LogLevel.Warning, "Blob {Digest} of {Repository} from {Upstream} ({Bytes} bytes) is larger than the cache budget of {Budget} bytes: served, not kept")]
-        public static partial void BlobNotKept(ILogger logger, string upstream, string repository, string digest, long bytes, long budget);
+        [LoggerMessage(3003, LogLevel.Warning, "Blob {Digest} of {Repository} from {Upstream} ({Bytes} bytes) is larger than the cache keeps ({Limit} bytes): relayed, not kept")]
+        public static partial void BlobNotKept(ILogger logger, string upstream, string repository, string digest, long bytes, long limit);
 
-        [LoggerMessage(3002, LogLevel.Warning, "Blob {Digest} of {Repository} from {Upstream} discarded after {Bytes} bytes: {Reason}")]
-        public static partial void BlobFailed(ILogger logger, string upstream, string repository, string digest, long bytes, string reason);
+        [LoggerMessage(3002, LogLevel.Warning, "Blob {Digest} of {Repository} from {Upstream} discarded after {Bytes} bytes: {Outcome}")]
+        public static partial void BlobFailed(ILogger logger, string upstream, string repository, string digest, long bytes, DownloadOutcome outcome);
+
+        [LoggerMessage(3004, LogLevel.Warning, "Blob {Digest} relayed without being kept: the cache cannot write ({Status})")]
+        public static partial void BlobRelayed(ILogger logger, string digest, StorageStatus status);
     }
 }

@@ -1,14 +1,13 @@
 using System.Buffers;
-using MirrorProxy.Common;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using MirrorProxy.Cache;
-using MirrorProxy.Hosting;
+using MirrorProxy.Common;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.Routing;
+using MirrorProxy.Storage;
 using MirrorProxy.Upstream;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace MirrorProxy.PullThrough;
 
@@ -18,18 +17,20 @@ internal enum ManifestStatus
     Hit,
     /// <summary>Fetched from upstream now.</summary>
     Fetched,
-    /// <summary>Served from the cache because the upstream could not answer.</summary>
+    /// <summary>Served from the cache because the upstream could not answer (or answered with something unusable).</summary>
     Stale,
     /// <summary>The upstream says it does not exist and nothing is cached.</summary>
     NotFound,
+    /// <summary>The upstream refused access and nothing is cached.</summary>
+    Denied,
     /// <summary>The upstream could not answer and nothing is cached.</summary>
     Unavailable,
-    /// <summary>The upstream answered with content that does not verify.</summary>
+    /// <summary>The upstream answered with content that is not a manifest or does not verify, and nothing is cached.</summary>
     Invalid,
 }
 
-/// <summary>A resolved manifest: where it is and what it is, or why there is none.</summary>
-internal readonly record struct ManifestResult(ManifestStatus Status, Digest Digest, string MediaType, long Size)
+/// <summary>A resolved manifest: its bytes and what they are, or why there are none.</summary>
+internal readonly record struct ManifestResult(ManifestStatus Status, Digest Digest, string MediaType, byte[]? Content)
 {
     public UpstreamOutcome UpstreamOutcome { get; init; }
 
@@ -38,19 +39,24 @@ internal readonly record struct ManifestResult(ManifestStatus Status, Digest Dig
     public string? Detail { get; init; }
 
     public bool Found => Status is ManifestStatus.Hit or ManifestStatus.Fetched or ManifestStatus.Stale;
+
+    public static ManifestResult Failure(ManifestStatus status, UpstreamOutcome outcome, TimeSpan? retryAfter, string? detail) =>
+        new(status, default, "", null) { UpstreamOutcome = outcome, RetryAfter = retryAfter, Detail = detail };
 }
 
 /// <summary>
-/// Manifests by tag and by digest: digests come from the cache forever; tags are served from the cache while
+/// Manifests by tag and by digest. Digests come from the cache forever; tags are served from the cache while
 /// younger than the tag TTL, then revalidated with a HEAD (free against Docker Hub's limit) and fetched only when
-/// their digest moved. When the upstream cannot answer, a cached manifest is served stale. Concurrent requests
-/// for one reference share one upstream exchange.
+/// their digest moved. While the upstream is marked down, a cached tag is served at once without dialing; when an
+/// upstream answer of any kind is unusable (an error status, a redirect loop, an HTML page, a body that is not a
+/// manifest), the cached copy is served stale and the cached tag is kept. Only bodies that parse as the manifest
+/// type they claim and hash to their digest are stored. Concurrent requests for one reference share one exchange.
 /// </summary>
 internal sealed partial class ManifestService
 {
     /// <summary>
     /// containerd's limit, copied exactly (its <c>MaxManifestSize</c> is written <c>4 * 1048 * 1048</c>): a manifest
-    /// containerd would reject is not worth storing.
+    /// containerd would reject is not worth storing, and nothing larger is ever read into memory as a manifest.
     /// </summary>
     public const int MaxManifestSize = 4 * 1048 * 1048;
 
@@ -64,8 +70,8 @@ internal sealed partial class ManifestService
     private readonly CancellationToken _stopping;
 
     public ManifestService(
-        MirrorCache cache, MirrorMetrics metrics, TimeProvider time, TagFreshnessPolicy freshness, IOptions<MirrorProxyOptions> options,
-        IHostApplicationLifetime lifetime, ILogger<ManifestService> logger)
+        MirrorCache cache, MirrorMetrics metrics, TimeProvider time, TagFreshnessPolicy freshness, IOptions<PullThroughOptions> options,
+        BackgroundWork background, ILogger<ManifestService> logger)
     {
         _cache = cache;
         _metrics = metrics;
@@ -73,40 +79,80 @@ internal sealed partial class ManifestService
         _logger = logger;
         _freshness = freshness;
         _honourNotFound = options.Value.HonourUpstreamNotFound;
-        _stopping = lifetime.ApplicationStopping;
+        _stopping = background.Stopping;
     }
 
     public async ValueTask<ManifestResult> GetByDigestAsync(Route route, Digest digest, CancellationToken cancellationToken)
     {
-        if (await _cache.TryGetContentAsync(digest).ConfigureAwait(false) is { } entry)
+        if (await TryCachedAsync(digest, cancellationToken).ConfigureAwait(false) is { } cached)
         {
-            return new ManifestResult(ManifestStatus.Hit, digest, entry.MediaType ?? await SniffStoredAsync(digest, cancellationToken).ConfigureAwait(false), entry.Size);
+            return new ManifestResult(ManifestStatus.Hit, digest, cached.MediaType, cached.Content);
         }
 
-        return await SharedAsync(route, digest.Value, () => FetchAsync(route, digest.Value, digest, cached: null), cancellationToken).ConfigureAwait(false);
+        return await SharedAsync(route, digest.Value, static s => s.Self.FetchAsync(s.Route, s.Digest.Value, s.Digest, null), (Self: this, Route: route, Digest: digest), cancellationToken)
+            .ConfigureAwait(false);
     }
 
     public async ValueTask<ManifestResult> GetByTagAsync(Route route, string tag, CancellationToken cancellationToken)
     {
-        var cached = await _cache.TryGetTagAsync(route.Upstream.Name, route.Repository, tag).ConfigureAwait(false);
-        if (cached is not null && _time.GetUtcNow() - cached.FetchedAt < _freshness.TtlFor(route.Upstream, route.Repository, tag)
-            && await IsStoredAsync(cached.Digest).ConfigureAwait(false))
+        var record = await _cache.GetTagAsync(route.Upstream.Name, route.Repository, tag, cancellationToken).ConfigureAwait(false);
+        if (record is not null && await TryCachedAsync(record.Digest, cancellationToken).ConfigureAwait(false) is { } cached)
         {
-            return new ManifestResult(ManifestStatus.Hit, cached.Digest, cached.MediaType, cached.Size);
+            if (_time.GetUtcNow() - record.FetchedAt < _freshness.TtlFor(route.Upstream, route.Repository, tag))
+            {
+                return new ManifestResult(ManifestStatus.Hit, record.Digest, cached.MediaType, cached.Content);
+            }
+
+            if (!route.Upstream.Resilience.IsAvailable)
+            {
+                // Marked down or offline: the cached copy now, no dialing; the probe brings the upstream back.
+                var why = route.Upstream.Resilience.Down?.Reason ?? "the mirror is offline";
+                return new ManifestResult(ManifestStatus.Stale, record.Digest, cached.MediaType, cached.Content) { UpstreamOutcome = UpstreamOutcome.Skipped, Detail = why };
+            }
+        }
+        else
+        {
+            record = null;
         }
 
-        return await SharedAsync(route, tag, () => RevalidateAsync(route, tag, cached), cancellationToken).ConfigureAwait(false);
+        return await SharedAsync(route, tag, static s => s.Self.RevalidateAsync(s.Route, s.Tag, s.Record), (Self: this, Route: route, Tag: tag, Record: record), cancellationToken)
+            .ConfigureAwait(false);
     }
 
-    private async ValueTask<ManifestResult> SharedAsync(Route route, string reference, Func<Task<ManifestResult>> work, CancellationToken cancellationToken)
+    /// <summary>The cached manifest bytes and type, or null when the cache holds no verified manifest for the digest.</summary>
+    private async ValueTask<(string MediaType, byte[] Content)?> TryCachedAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        if (await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is not { } entry || entry.Size > MaxManifestSize)
+        {
+            // Never read anything larger than a manifest can be as one: a layer asked for as a manifest is not one.
+            return null;
+        }
+
+        entry = await _cache.ResolveKindAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+        if (entry.Kind != ContentKind.Manifest)
+        {
+            return null;
+        }
+
+        var (status, content) = await _cache.ReadSmallAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+        if (status != CachedContentStatus.Ok)
+        {
+            return null;
+        }
+
+        _cache.Touch(digest, entry);
+        return (entry.MediaType ?? ManifestMediaType.Resolve(null, content), content!);
+    }
+
+    private Task<ManifestResult> SharedAsync<TState>(Route route, string reference, Func<TState, Task<ManifestResult>> work, TState state, CancellationToken cancellationToken)
     {
         var key = string.Concat(route.Upstream.Name, "\n", route.Repository, "\n", reference);
-        return await _exchanges.RunAsync(key, static work => work(), work, cancellationToken).ConfigureAwait(false);
+        return _exchanges.RunAsync(key, work, state, cancellationToken);
     }
 
     private async Task<ManifestResult> RevalidateAsync(Route route, string tag, TagRecord? cached)
     {
-        if (cached is not null && await IsStoredAsync(cached.Digest).ConfigureAwait(false))
+        if (cached is not null)
         {
             using var head = await route.Upstream.SendAsync(
                 new UpstreamRequest(HttpMethod.Head, route.Repository, "manifests/" + tag) { Accept = MediaTypes.ManifestAccept }, _stopping).ConfigureAwait(false);
@@ -114,18 +160,20 @@ internal sealed partial class ManifestService
             {
                 if (Digest.TryParse(HeaderValue(head.Message!, "Docker-Content-Digest"), out var current) && current == cached.Digest)
                 {
-                    await _cache.PutTagAsync(route.Upstream.Name, route.Repository, tag, cached with { FetchedAt = _time.GetUtcNow() }, _stopping).ConfigureAwait(false);
-                    return new ManifestResult(ManifestStatus.Hit, cached.Digest, cached.MediaType, cached.Size);
+                    // Confirmed: the index learns the time; the file keeps the digest it already has.
+                    await _cache.PutTagAsync(route.Upstream.Name, route.Repository, tag, cached with { FetchedAt = _time.GetUtcNow() }, digestChanged: false, _stopping)
+                        .ConfigureAwait(false);
+                    return await FromCacheAsync(ManifestStatus.Hit, cached, null).ConfigureAwait(false);
                 }
             }
             else if (head.Outcome == UpstreamOutcome.NotFound && _honourNotFound)
             {
-                return Deleted(route, tag, head);
+                return await DeletedAsync(route, tag, head).ConfigureAwait(false);
             }
-            else if (head.Outcome != UpstreamOutcome.Failed)
+            else if (head.Outcome != UpstreamOutcome.NotFound)
             {
-                // Unreachable, 5xx, 429, 401/403, and 404 unless configured otherwise: serve what the cache holds.
-                return Stale(cached, head);
+                // Unreachable, marked down, 5xx, 429, 401/403, 4xx, redirect loops, HTML: serve what the cache holds.
+                return await FromCacheAsync(ManifestStatus.Stale, cached, head).ConfigureAwait(false);
             }
         }
 
@@ -142,37 +190,47 @@ internal sealed partial class ManifestService
         {
             if (cached is not null && response.Outcome == UpstreamOutcome.NotFound && _honourNotFound)
             {
-                return Deleted(route, reference, response);
+                return await DeletedAsync(route, reference, response).ConfigureAwait(false);
             }
 
-            if (cached is not null && response.Outcome != UpstreamOutcome.Failed && await IsStoredAsync(cached.Digest).ConfigureAwait(false))
+            if (cached is not null)
             {
-                return Stale(cached, response);
+                return await FromCacheAsync(ManifestStatus.Stale, cached, response).ConfigureAwait(false);
             }
 
-            var status = response.Outcome == UpstreamOutcome.NotFound ? ManifestStatus.NotFound : ManifestStatus.Unavailable;
-            return new ManifestResult(status, default, "", 0) { UpstreamOutcome = response.Outcome, RetryAfter = response.RetryAfter, Detail = response.Detail };
+            var status = response.Outcome switch
+            {
+                UpstreamOutcome.NotFound => ManifestStatus.NotFound,
+                UpstreamOutcome.Unauthorized or UpstreamOutcome.Forbidden => ManifestStatus.Denied,
+                UpstreamOutcome.Failed => ManifestStatus.Invalid,
+                _ => ManifestStatus.Unavailable,
+            };
+            return ManifestResult.Failure(status, response.Outcome, response.RetryAfter, response.Detail);
         }
 
         var content = response.Message!.Content;
-        if (content.Headers.ContentLength > MaxManifestSize)
-        {
-            return Invalid(route, reference, $"manifest of {content.Headers.ContentLength} bytes exceeds {MaxManifestSize}");
-        }
-
         byte[] bytes;
-        using var bodyDeadline = new CancellationTokenSource(route.Upstream.Options.RequestTimeout, _time);
-        using var bodyToken = CancellationTokenSource.CreateLinkedTokenSource(_stopping, bodyDeadline.Token);
-        try
+        using (var bodyDeadline = new CancellationTokenSource(route.Upstream.Options.RequestTimeout, _time))
+        using (var bodyToken = CancellationTokenSource.CreateLinkedTokenSource(_stopping, bodyDeadline.Token))
         {
-            // A manifest is small: a body that trickles past the request timeout is treated as no answer.
-            bytes = await ReadLimitedAsync(content, MaxManifestSize, bodyToken.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException
-            || (ex is OperationCanceledException && bodyDeadline.IsCancellationRequested && !_stopping.IsCancellationRequested))
-        {
-            var failure = new ManifestResult(ManifestStatus.Unavailable, default, "", 0) { UpstreamOutcome = UpstreamOutcome.Unreachable, Detail = ex.Message };
-            return cached is not null && await IsStoredAsync(cached.Digest).ConfigureAwait(false) ? Stale(cached, new UpstreamResponse(UpstreamOutcome.Unreachable, null, ex.Message)) : failure;
+            try
+            {
+                // A manifest is small: a body that trickles past the request timeout is treated as no answer.
+                bytes = await ReadLimitedAsync(content, MaxManifestSize, bodyToken.Token).ConfigureAwait(false);
+            }
+            catch (InvalidDataException ex)
+            {
+                return await RejectedAsync(route, reference, cached, ex.Message).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or HttpRequestException
+                || (ex is OperationCanceledException && bodyDeadline.IsCancellationRequested && !_stopping.IsCancellationRequested))
+            {
+                var detail = ex is OperationCanceledException ? "the manifest body did not arrive in time" : "the manifest body broke off";
+                await route.Upstream.ReportBodyFailureAsync(transport: true, detail).ConfigureAwait(false);
+                return cached is not null
+                    ? await FromCacheAsync(ManifestStatus.Stale, cached, new UpstreamResponse(UpstreamOutcome.Unreachable, null, detail)).ConfigureAwait(false)
+                    : ManifestResult.Failure(ManifestStatus.Unavailable, UpstreamOutcome.Unreachable, null, detail);
+            }
         }
 
         var digest = expected ?? (Digest.TryParse(HeaderValue(response.Message, "Docker-Content-Digest"), out var announced) && announced.IsSha512
@@ -181,43 +239,60 @@ internal sealed partial class ManifestService
         if (!digest.Matches(bytes))
         {
             _metrics.DigestMismatch(route.Upstream.Name);
-            return Invalid(route, reference, "digest mismatch: the manifest does not hash to " + digest.Value);
+            await route.Upstream.ReportBodyFailureAsync(transport: false, "a manifest that does not hash to its digest").ConfigureAwait(false);
+            return await RejectedAsync(route, reference, cached, "digest mismatch: the manifest does not hash to " + digest.Value).ConfigureAwait(false);
         }
 
         var mediaType = ManifestMediaType.Resolve(MediaTypes.StripParameters(content.Headers.ContentType?.ToString()), bytes);
+        if (!ManifestDocument.IsValid(bytes, mediaType))
+        {
+            return await RejectedAsync(route, reference, cached, $"the answer is not a manifest of type {mediaType}").ConfigureAwait(false);
+        }
+
+        // A disk that refuses the write does not stop the answer: it is served from memory, and the cache is
+        // reported degraded (by the cache itself).
         await _cache.PutManifestAsync(digest, bytes, mediaType, _stopping).ConfigureAwait(false);
         if (expected is null)
         {
-            await _cache.PutTagAsync(route.Upstream.Name, route.Repository, reference, new TagRecord(digest, mediaType, bytes.Length, _time.GetUtcNow()), _stopping).ConfigureAwait(false);
+            await _cache.PutTagAsync(route.Upstream.Name, route.Repository, reference, new TagRecord(digest, mediaType, bytes.Length, _time.GetUtcNow()),
+                digestChanged: cached?.Digest != digest, _stopping).ConfigureAwait(false);
         }
 
         Log.ManifestFetched(_logger, route.Upstream.Name, route.Repository, reference, digest.Value, bytes.Length, _time.GetElapsedTime(started).TotalMilliseconds);
-        return new ManifestResult(ManifestStatus.Fetched, digest, mediaType, bytes.Length);
+        return new ManifestResult(ManifestStatus.Fetched, digest, mediaType, bytes);
     }
 
-    private ManifestResult Stale(TagRecord cached, in UpstreamResponse response) =>
-        new(ManifestStatus.Stale, cached.Digest, cached.MediaType, cached.Size) { UpstreamOutcome = response.Outcome, Detail = response.Detail };
-
-    /// <summary>The upstream no longer has a cached tag, and the policy says to believe it: the mirror forgets the tag.</summary>
-    private ManifestResult Deleted(Route route, string tag, in UpstreamResponse response)
+    /// <summary>The cached manifest a tag points to, as <paramref name="status"/>; when it is gone after all, the upstream's failure.</summary>
+    private async ValueTask<ManifestResult> FromCacheAsync(ManifestStatus status, TagRecord cached, UpstreamResponse? response)
     {
-        _cache.DeleteTag(route.Upstream.Name, route.Repository, tag);
-        Log.TagDeleted(_logger, route.Upstream.Name, route.Repository, tag);
-        return new ManifestResult(ManifestStatus.NotFound, default, "", 0) { UpstreamOutcome = response.Outcome, Detail = response.Detail };
+        if (await TryCachedAsync(cached.Digest, _stopping).ConfigureAwait(false) is { } manifest)
+        {
+            return new ManifestResult(status, cached.Digest, manifest.MediaType, manifest.Content)
+            {
+                UpstreamOutcome = response?.Outcome ?? UpstreamOutcome.Success,
+                Detail = response?.Detail,
+            };
+        }
+
+        var outcome = response?.Outcome ?? UpstreamOutcome.Unreachable;
+        return ManifestResult.Failure(outcome == UpstreamOutcome.NotFound ? ManifestStatus.NotFound : ManifestStatus.Unavailable, outcome, response?.RetryAfter, response?.Detail);
     }
 
-    private ManifestResult Invalid(Route route, string reference, string reason)
+    /// <summary>An upstream body that is not a usable manifest: never stored; the cached copy, if any, is served stale.</summary>
+    private async ValueTask<ManifestResult> RejectedAsync(Route route, string reference, TagRecord? cached, string reason)
     {
         Log.ManifestInvalid(_logger, route.Upstream.Name, route.Repository, reference, reason);
-        return new ManifestResult(ManifestStatus.Invalid, default, "", 0) { UpstreamOutcome = UpstreamOutcome.Failed, Detail = reason };
+        return cached is not null
+            ? await FromCacheAsync(ManifestStatus.Stale, cached, new UpstreamResponse(UpstreamOutcome.Failed, null, reason)).ConfigureAwait(false)
+            : ManifestResult.Failure(ManifestStatus.Invalid, UpstreamOutcome.Failed, null, reason);
     }
 
-    private async ValueTask<bool> IsStoredAsync(Digest digest) => await _cache.TryGetContentAsync(digest).ConfigureAwait(false) is not null;
-
-    private async ValueTask<string> SniffStoredAsync(Digest digest, CancellationToken cancellationToken)
+    /// <summary>The upstream no longer has a cached tag, and the policy says to believe it: the mirror forgets the tag.</summary>
+    private async ValueTask<ManifestResult> DeletedAsync(Route route, string tag, UpstreamResponse response)
     {
-        var bytes = await _cache.ReadContentAsync(digest, cancellationToken).ConfigureAwait(false);
-        return bytes is null ? MediaTypes.OctetStream : ManifestMediaType.Resolve(null, bytes);
+        await _cache.DeleteTagAsync(route.Upstream.Name, route.Repository, tag, _stopping).ConfigureAwait(false);
+        Log.TagDeleted(_logger, route.Upstream.Name, route.Repository, tag);
+        return ManifestResult.Failure(ManifestStatus.NotFound, response.Outcome, null, response.Detail);
     }
 
     private static string? HeaderValue(HttpResponseMessage message, string name) =>
@@ -225,6 +300,11 @@ internal sealed partial class ManifestService
 
     private static async Task<byte[]> ReadLimitedAsync(HttpContent content, int limit, CancellationToken cancellationToken)
     {
+        if (content.Headers.ContentLength > limit)
+        {
+            throw new InvalidDataException($"manifest of {content.Headers.ContentLength} bytes exceeds {limit}");
+        }
+
         await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(content.Headers.ContentLength ?? 16 * 1024, limit) + 1);
         while (true)
@@ -245,7 +325,7 @@ internal sealed partial class ManifestService
 
         if (content.Headers.ContentLength is { } length && length != buffer.WrittenCount)
         {
-            throw new InvalidDataException($"manifest body ended after {buffer.WrittenCount} of {length} bytes");
+            throw new IOException($"manifest body ended after {buffer.WrittenCount} of {length} bytes");
         }
 
         return buffer.WrittenSpan.ToArray();

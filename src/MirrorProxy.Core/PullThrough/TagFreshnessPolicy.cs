@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using MirrorProxy.Hosting;
 using MirrorProxy.Upstream;
 using Microsoft.Extensions.Options;
 
@@ -14,7 +13,7 @@ internal sealed class TagFreshnessPolicy
     private readonly (string? Upstream, Regex? Repository, Regex? Tag, TimeSpan Ttl)[] _rules;
     private readonly TimeSpan _default;
 
-    public TagFreshnessPolicy(IOptions<MirrorProxyOptions> options)
+    public TagFreshnessPolicy(IOptions<PullThroughOptions> options)
     {
         var value = options.Value;
         _default = value.TagTtl;

@@ -1,90 +1,95 @@
 using System.Text.Json.Serialization;
-using MirrorProxy.Cache;
-using MirrorProxy.Hosting;
-using MirrorProxy.Upstream;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using MirrorProxy.Cache;
+using MirrorProxy.Storage;
+using MirrorProxy.Upstream;
 
 namespace MirrorProxy.Readiness;
 
-internal sealed record UpstreamReport(string Name, string State);
+internal sealed record UpstreamReport(string Name, string State, string? Reason, DateTimeOffset? Since);
 
+/// <summary>The body of <c>/readyz</c>.</summary>
+/// <param name="Ready">Whether the mirror should receive traffic.</param>
+/// <param name="Status"><c>ready</c>, <c>degraded</c> (serving, but something needs attention) or <c>not-ready</c>.</param>
+/// <param name="Index"><c>ready</c>, or <c>rebuilding</c> after a crash (the mirror serves meanwhile).</param>
+/// <param name="Problems">Why the mirror is not ready.</param>
+/// <param name="Warnings">What is degraded: a cache that cannot take new content, low disk, an index being rebuilt.</param>
 internal sealed record ReadinessReport(
-    bool Ready, bool IndexLoaded, bool CacheWritable, long FreeDiskBytes, long MinFreeDiskBytes, long CacheBytes, long CacheObjects,
-    IReadOnlyList<UpstreamReport> Upstreams, IReadOnlyList<string> Problems);
+    bool Ready, string Status, string Index, bool CacheWritable, bool CacheDegraded, long FreeDiskBytes, long MinFreeDiskBytes, long CacheBytes, long CacheObjects,
+    IReadOnlyList<UpstreamReport> Upstreams, IReadOnlyList<string> Problems, IReadOnlyList<string> Warnings);
 
 /// <summary>
-/// <c>/healthz</c>: the process serves. <c>/readyz</c>: the index is loaded, the cache directory is writable and
-/// the disk has room. Upstream reachability is reported but never makes the mirror unready: an island mirror
-/// with every upstream gone is exactly when it must stay in service.
+/// <c>/healthz</c>: the process serves. <c>/readyz</c>: whether the mirror should receive traffic, which it should
+/// as long as it can serve its cache: a full or read-only disk, an index being rebuilt and unreachable upstreams
+/// are reported (status <c>degraded</c>) but never take the mirror out of service, because an island mirror with
+/// every upstream gone or its disk full is exactly when the nodes need what it holds. Only
+/// <c>ReadyRequiresPinnedContent</c> makes missing pinned content a reason to be unready.
 /// </summary>
 internal static class HealthEndpoints
 {
     public static void MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
-        app.MapGet("/readyz", static (MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, IOptions<MirrorProxyOptions> options) =>
+        app.MapGet("/readyz", static async (MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, IOptions<CacheOptions> cacheOptions,
+            IOptions<ReadinessOptions> readiness, CancellationToken cancellationToken) =>
         {
-            var report = Check(cache, upstreams, pins, options.Value);
+            var report = await CheckAsync(cache, upstreams, pins, cacheOptions.Value, readiness.Value, cancellationToken).ConfigureAwait(false);
             return Results.Json(report, ReadinessJsonContext.Default.ReadinessReport, statusCode: report.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
     }
 
-    internal static ReadinessReport Check(MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, MirrorProxyOptions options)
+    internal static async Task<ReadinessReport> CheckAsync(
+        MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, CacheOptions cacheOptions, ReadinessOptions readiness, CancellationToken cancellationToken)
     {
         var problems = new List<string>();
-        var writable = IsWritable(cache.Store.TempDirectory, out var writeError);
+        var warnings = new List<string>();
+        var (probe, writeError) = await cache.Store.ProbeWritableAsync(cancellationToken).ConfigureAwait(false);
+        var writable = probe == StorageStatus.Ok;
         if (!writable)
         {
-            problems.Add("cache directory not writable: " + writeError);
+            warnings.Add("cache directory not writable: " + writeError);
+        }
+
+        if (cache.Health.Describe() is { } degraded)
+        {
+            warnings.Add(degraded);
         }
 
         if (cache.Store.FreeSpace() is not { } free)
         {
             free = 0;
-            problems.Add("free disk space of the cache directory is unknown");
+            warnings.Add("free disk space of the cache directory is unknown");
         }
 
-        var floor = options.Cache.MinFreeDisk.Bytes;
+        var floor = cacheOptions.MinFreeDisk.Bytes;
         if (free < floor)
         {
-            problems.Add($"free disk {free} bytes is below the floor of {floor} bytes");
+            warnings.Add($"free disk {free} bytes is below the floor of {floor} bytes");
         }
 
-        if (options.ReadyRequiresPinnedContent)
+        if (!cache.IndexTrusted)
         {
-            foreach (var set in pins.Sets)
+            warnings.Add("the cache index is being rebuilt from the files; everything cached is served meanwhile");
+        }
+
+        foreach (var set in pins.Sets)
+        {
+            if (await pins.CountMissingAsync(set, cancellationToken).ConfigureAwait(false) is > 0 and var missing)
             {
-                if (pins.CountMissing(set) is > 0 and var missing)
-                {
-                    problems.Add($"pin set {set.Name} lacks {missing} objects");
-                }
+                (readiness.ReadyRequiresPinnedContent ? problems : warnings).Add($"pin set {set.Name} lacks {missing} objects");
             }
         }
 
+        var ready = problems.Count == 0;
+        var status = !ready ? "not-ready" : warnings.Count > 0 || !writable ? "degraded" : "ready";
+        var upstreamReports = upstreams.All.Select(u => new UpstreamReport(
+            u.Name, u.Resilience.State.ToString().ToLowerInvariant(), u.Resilience.Down?.Reason, u.Resilience.Down?.Since)).ToArray();
         return new ReadinessReport(
-            problems.Count == 0, IndexLoaded: true, writable, free, floor, cache.TotalBytes, cache.ObjectCount,
-            upstreams.All.Select(u => new UpstreamReport(u.Name, u.Resilience.State.ToString().ToLowerInvariant())).ToArray(), problems);
-    }
-
-    private static bool IsWritable(string directory, out string error)
-    {
-        error = "";
-        var probe = Path.Combine(directory, ".ready-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            File.WriteAllBytes(probe, []);
-            File.Delete(probe);
-            return true;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            error = ex.Message;
-            return false;
-        }
+            ready, status, cache.IndexTrusted ? "ready" : "rebuilding", writable, cache.Health.IsDegraded || !writable, free, floor, cache.TotalBytes, cache.ObjectCount,
+            upstreamReports, problems, warnings);
     }
 }
 

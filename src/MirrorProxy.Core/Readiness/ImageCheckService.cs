@@ -1,6 +1,8 @@
 using MirrorProxy.Cache;
 using MirrorProxy.Oci;
+using MirrorProxy.PullThrough;
 using MirrorProxy.Routing;
+using MirrorProxy.Storage;
 
 namespace MirrorProxy.Readiness;
 
@@ -8,7 +10,8 @@ namespace MirrorProxy.Readiness;
 /// Answers "would this image pull with the network gone?" from the cache alone: the tag (or digest), the
 /// manifest, for an index the selected platforms' manifests, and every config and layer blob, each present in
 /// full. It lists every piece of content the image needs, present or not, which is also what a pin protects
-/// and what a warm-up fetches. It never dials an upstream.
+/// and what a warm-up fetches. It never dials an upstream, never reads a layer's bytes (their files are only
+/// looked at), and reads as a manifest only what was stored as one and is small enough to be one.
 /// </summary>
 internal sealed class ImageCheckService
 {
@@ -52,7 +55,7 @@ internal sealed class ImageCheckService
         {
             top = digest;
         }
-        else if (await _cache.TryGetTagAsync(upstream.Name, repository, reference.Tag!).ConfigureAwait(false) is { } tag)
+        else if (await _cache.GetTagAsync(upstream.Name, repository, reference.Tag!, cancellationToken).ConfigureAwait(false) is { } tag)
         {
             top = tag.Digest;
         }
@@ -71,7 +74,7 @@ internal sealed class ImageCheckService
 
         if (!manifest.IsIndex)
         {
-            AddBlobs(walk, manifest, null);
+            await AddBlobsAsync(walk, manifest, null, cancellationToken).ConfigureAwait(false);
             return walk.Result();
         }
 
@@ -81,7 +84,7 @@ internal sealed class ImageCheckService
             var label = child.Platform?.ToString() ?? child.Digest.Value;
             if (await ReadManifestAsync(walk, child.Digest, child.Size, label, $"{label} manifest", cancellationToken).ConfigureAwait(false) is { } platformManifest)
             {
-                AddBlobs(walk, platformManifest, label);
+                await AddBlobsAsync(walk, platformManifest, label, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -95,16 +98,21 @@ internal sealed class ImageCheckService
 
     private async Task<ManifestDocument?> ReadManifestAsync(Walk walk, Digest digest, long size, string? platform, string what, CancellationToken cancellationToken)
     {
-        // The file decides, not a copy in memory: a check answers for what survives a restart.
-        var onDisk = _cache.Store.TryStat(digest, out _);
-        if (!onDisk)
+        // The file decides, not a copy in memory: a check answers for what survives a restart. Content larger than
+        // a manifest can be, or stored as a plain blob, is not read as one.
+        byte[]? content = null;
+        ContentEntry entry = default;
+        if (await _cache.IsStoredAsync(digest, size, cancellationToken).ConfigureAwait(false)
+            && await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is { Size: <= ManifestService.MaxManifestSize } found)
         {
-            _cache.Forget(digest); // a copy in memory or in the index must not hide a lost file from the next pull
+            entry = await _cache.ResolveKindAsync(digest, found, cancellationToken).ConfigureAwait(false);
+            if (entry.Kind == ContentKind.Manifest)
+            {
+                (_, content) = await _cache.ReadSmallAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        var entry = onDisk ? await _cache.TryGetContentAsync(digest).ConfigureAwait(false) : null;
-        var content = entry is null ? null : await _cache.ReadContentAsync(digest, cancellationToken).ConfigureAwait(false);
-        if (entry is null || content is null || !digest.Matches(content))
+        if (content is null)
         {
             walk.Add(digest, "manifest", size, present: false, platform);
             walk.Problems.Add($"{what} {digest}");
@@ -112,7 +120,7 @@ internal sealed class ImageCheckService
         }
 
         walk.Add(digest, "manifest", content.Length, present: true, platform);
-        if (!ManifestDocument.TryParse(content, entry.Value.MediaType ?? ManifestMediaType.Resolve(null, content), out var document))
+        if (!ManifestDocument.TryParse(content, entry.MediaType ?? ManifestMediaType.Resolve(null, content), out var document))
         {
             walk.Problems.Add($"{what} {digest} is not a readable manifest");
             return null;
@@ -121,18 +129,17 @@ internal sealed class ImageCheckService
         return document;
     }
 
-    /// <summary>Blob files are the truth: each must exist with the size its descriptor gives.</summary>
-    private void AddBlobs(Walk walk, ManifestDocument manifest, string? platform)
+    /// <summary>Blob files are the truth: each must exist with the size its descriptor gives. Their bytes are not read.</summary>
+    private async Task AddBlobsAsync(Walk walk, ManifestDocument manifest, string? platform, CancellationToken cancellationToken)
     {
         var suffix = platform is null ? "" : $" of {platform}";
         foreach (var blob in manifest.Blobs)
         {
             var kind = blob == manifest.Config ? "config" : "layer";
-            var present = _cache.Store.TryStat(blob.Digest, out var size) && (blob.Size < 0 || size == blob.Size);
-            walk.Add(blob.Digest, kind, blob.Size >= 0 ? blob.Size : size, present, platform);
+            var present = await _cache.IsStoredAsync(blob.Digest, blob.Size, cancellationToken).ConfigureAwait(false);
+            walk.Add(blob.Digest, kind, blob.Size, present, platform);
             if (!present)
             {
-                _cache.Forget(blob.Digest);
                 walk.Problems.Add($"{kind} {blob.Digest}{suffix}");
             }
         }

@@ -6,17 +6,45 @@ using Microsoft.Extensions.Logging;
 
 namespace MirrorProxy.Upstream;
 
+/// <summary>How a token fetch ended.</summary>
+internal enum TokenOutcome
+{
+    Ok,
+    /// <summary>The token service answered 401 or 403: these credentials (or none) may not pull this scope.</summary>
+    Refused,
+    /// <summary>The token service answered 429.</summary>
+    RateLimited,
+    /// <summary>The token service answered 5xx.</summary>
+    ServerError,
+    /// <summary>No answer: refused or dropped connection, timeout, reset, TLS or DNS failure.</summary>
+    Unreachable,
+    /// <summary>An answer that is not a token (HTML from a captive portal, a bad realm, garbage).</summary>
+    Unusable,
+}
+
+/// <summary>A token, or why there is none.</summary>
+internal readonly record struct TokenResult(TokenOutcome Outcome, string? Token, string? Detail)
+{
+    public static TokenResult Success(string token) => new(TokenOutcome.Ok, token, null);
+}
+
 /// <summary>
 /// Bearer tokens per (realm, service, scope), kept until they expire; concurrent requests for one scope share
-/// one token fetch. One instance per upstream, so credentials never cross upstreams.
+/// one token fetch. One instance per upstream, so credentials never cross upstreams. Bounded: expired tokens are
+/// dropped, and past <see cref="MaxTokens"/> scopes the ones expiring soonest make room, so clients asking for
+/// endless random repository names cannot grow it.
 /// </summary>
 internal sealed partial class TokenCache
 {
+    /// <summary>Most tokens kept per upstream (a few hundred bytes each).</summary>
+    internal const int MaxTokens = 1024;
+
     private static readonly TimeSpan DefaultLifetime = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan ExpirySkew = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
-    private readonly SingleFlight<string?> _fetches = new();
+    private readonly SingleFlight<TokenResult> _fetches = new();
+    private readonly Lock _trimGate = new();
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
@@ -25,6 +53,9 @@ internal sealed partial class TokenCache
         _time = time;
         _logger = logger;
     }
+
+    /// <summary>Tokens held now.</summary>
+    public int Count => _tokens.Count;
 
     private readonly record struct CachedToken(string Token, DateTimeOffset ExpiresAt);
 
@@ -42,14 +73,14 @@ internal sealed partial class TokenCache
 
     public void Invalidate(string realm, string? service, string scope) => _tokens.TryRemove(Key(realm, service, scope), out _);
 
-    /// <summary>Returns a token, fetching one when none is cached; null when the token service refused or failed.</summary>
-    public async ValueTask<string?> GetAsync(
+    /// <summary>Returns a token, fetching one when none is cached; otherwise why there is none.</summary>
+    public async ValueTask<TokenResult> GetAsync(
         HttpMessageInvoker invoker, string realm, string? service, string scope, AuthenticationHeaderValue? credentials,
         TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (TryGetCached(realm, service, scope, out var token))
         {
-            return token;
+            return TokenResult.Success(token);
         }
 
         var key = Key(realm, service, scope);
@@ -60,13 +91,13 @@ internal sealed partial class TokenCache
             cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<string?> FetchAsync(
+    private async Task<TokenResult> FetchAsync(
         HttpMessageInvoker invoker, string key, string realm, string? service, string scope, AuthenticationHeaderValue? credentials, TimeSpan timeout)
     {
         if (!Uri.TryCreate(realm, UriKind.Absolute, out var realmUri) || realmUri.Scheme is not ("http" or "https"))
         {
             Log.BadRealm(_logger, realm);
-            return null;
+            return new TokenResult(TokenOutcome.Unusable, null, "the token realm is not an http(s) URL");
         }
 
         var query = new System.Text.StringBuilder(realmUri.Query.Length > 1 ? realmUri.Query[1..] + "&" : "");
@@ -84,18 +115,31 @@ internal sealed partial class TokenCache
             using var request = new HttpRequestMessage(HttpMethod.Get, uri);
             request.Headers.Authorization = credentials;
             using var response = await invoker.SendAsync(request, cts.Token).ConfigureAwait(false);
+            var status = (int)response.StatusCode;
             if (!response.IsSuccessStatusCode)
             {
-                Log.TokenRefused(_logger, realmUri.Host, scope, (int)response.StatusCode);
-                return null;
+                Log.TokenRefused(_logger, realmUri.Host, scope, status);
+                var outcome = status switch
+                {
+                    401 or 403 => TokenOutcome.Refused,
+                    429 => TokenOutcome.RateLimited,
+                    >= 500 => TokenOutcome.ServerError,
+                    _ => TokenOutcome.Unusable,
+                };
+                return new TokenResult(outcome, null, $"token service {realmUri.Host} answered {status}");
+            }
+
+            if (response.Content.Headers.ContentLength > MaxTokenAnswer)
+            {
+                return new TokenResult(TokenOutcome.Unusable, null, $"token service {realmUri.Host} sent {response.Content.Headers.ContentLength} bytes");
             }
 
             await using var body = await response.Content.ReadAsStreamAsync(cts.Token).ConfigureAwait(false);
-            using var json = await JsonDocument.ParseAsync(body, default, cts.Token).ConfigureAwait(false);
+            using var json = await JsonDocument.ParseAsync(new LimitedStream(body, MaxTokenAnswer), default, cts.Token).ConfigureAwait(false);
             if (!TryReadToken(json.RootElement, out var token, out var lifetime, out var issuedAt))
             {
                 Log.TokenMissing(_logger, realmUri.Host);
-                return null;
+                return new TokenResult(TokenOutcome.Unusable, null, $"token service {realmUri.Host} answered without a token");
             }
 
             // A clock that disagrees with the token server must not make a fresh token look expired.
@@ -106,14 +150,61 @@ internal sealed partial class TokenCache
             }
 
             _tokens[key] = new CachedToken(token, issuedAt.Value + lifetime - ExpirySkew);
-            return token;
+            if (_tokens.Count > MaxTokens)
+            {
+                Trim();
+            }
+
+            return TokenResult.Success(token);
         }
-        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or JsonException or IOException)
+        catch (Exception ex) when (ex is JsonException or InvalidDataException)
         {
             Log.TokenFailed(_logger, realmUri.Host, ex.Message);
-            return null;
+            return new TokenResult(TokenOutcome.Unusable, null, $"token service {realmUri.Host} answered something that is not a token");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
+        {
+            Log.TokenFailed(_logger, realmUri.Host, ex.Message);
+            var detail = ex is OperationCanceledException ? $"no answer from token service {realmUri.Host} within {timeout.TotalSeconds:0.###} s" : $"token service {realmUri.Host}: {ex.Message}";
+            return new TokenResult(TokenOutcome.Unreachable, null, detail);
         }
     }
+
+    /// <summary>Drops expired tokens, then those expiring soonest, down to three quarters of the cap.</summary>
+    private void Trim()
+    {
+        if (!_trimGate.TryEnter())
+        {
+            return;
+        }
+
+        try
+        {
+            var now = _time.GetUtcNow();
+            foreach (var (key, cached) in _tokens)
+            {
+                if (cached.ExpiresAt <= now)
+                {
+                    _tokens.TryRemove(key, out _);
+                }
+            }
+
+            var excess = _tokens.Count - MaxTokens * 3 / 4;
+            if (excess > 0)
+            {
+                foreach (var (key, _) in _tokens.OrderBy(p => p.Value.ExpiresAt).Take(excess).ToList())
+                {
+                    _tokens.TryRemove(key, out _);
+                }
+            }
+        }
+        finally
+        {
+            _trimGate.Exit();
+        }
+    }
+
+    private const int MaxTokenAnswer = 64 * 1024;
 
     /// <summary>
     /// Reads <c>token</c> (or <c>access_token</c>), <c>expires_in</c> (a number, or a numeric string as some token

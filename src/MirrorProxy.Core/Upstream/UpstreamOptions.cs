@@ -34,6 +34,15 @@ public sealed class UpstreamOptions
     /// <summary>A blob body that makes no progress for this long is abandoned.</summary>
     public TimeSpan BlobIdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// A blob download slower than this (bytes a second, averaged over <see cref="MinBlobThroughputWindow"/>) is
+    /// abandoned for every client waiting on it, so a trickling upstream cannot hold them all; the next request
+    /// starts afresh. 0 turns the check off.
+    /// </summary>
+    public Hosting.ByteSize MinBlobThroughput { get; set; } = new(16L << 10);
+
+    public TimeSpan MinBlobThroughputWindow { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>PEM bundle of CA certificates to trust for this upstream (an internal Harbor's CA).</summary>
     public string? CaFile { get; set; }
 

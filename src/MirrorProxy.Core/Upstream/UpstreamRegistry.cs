@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using MirrorProxy.Common;
 using MirrorProxy.Metrics;
+using MirrorProxy.Oci;
 using MirrorProxy.Resilience;
 using Microsoft.Extensions.Logging;
 
@@ -44,13 +46,14 @@ internal sealed partial class UpstreamRegistry : IDisposable
     private readonly string _rootPath;
     private readonly ConcurrentDictionary<string, AuthChallenge> _challenges = new(StringComparer.OrdinalIgnoreCase);
 
-    public UpstreamRegistry(UpstreamOptions options, OfflineMode offline, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
-        : this(options, CreateInvoker(options), offline, metrics, time, loggerFactory)
+    public UpstreamRegistry(UpstreamOptions options, OfflineMode offline, BackgroundWork background, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+        : this(options, CreateInvoker(options), offline, background, metrics, time, loggerFactory)
     {
     }
 
     public UpstreamRegistry(
-        UpstreamOptions options, HttpMessageInvoker invoker, OfflineMode offline, MirrorMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+        UpstreamOptions options, HttpMessageInvoker invoker, OfflineMode offline, BackgroundWork background, MirrorMetrics metrics, TimeProvider time,
+        ILoggerFactory loggerFactory)
     {
         Options = options;
         Name = options.Name;
@@ -84,7 +87,7 @@ internal sealed partial class UpstreamRegistry : IDisposable
             Log.InsecureUpstream(_logger, Name);
         }
 
-        Resilience = new UpstreamResilience(Name, options, offline, time, _logger);
+        Resilience = new UpstreamResilience(Name, options, offline, background, time, _logger);
         Resilience.SetProbe(ProbeAsync);
     }
 
@@ -133,15 +136,29 @@ internal sealed partial class UpstreamRegistry : IDisposable
         return response;
     }
 
-    /// <summary><c>GET /v2/</c> without credentials: any answer below 500 (401 included) means the upstream is serving.</summary>
+    /// <summary>
+    /// <c>GET /v2/</c> without credentials. The upstream serves again when it answers as a registry does: 200 or 401,
+    /// not an HTML page and not a redirect (a captive portal answers every URL with one or the other).
+    /// </summary>
     private async Task<UpstreamResponse> ProbeAsync(CancellationToken cancellationToken)
     {
         using var message = new HttpRequestMessage(HttpMethod.Get, _rootPath);
         message.Headers.UserAgent.Add(UserAgent);
         using var response = await _invoker.SendAsync(message, cancellationToken).ConfigureAwait(false);
-        var outcome = UpstreamResponse.Classify(response.StatusCode);
-        return new UpstreamResponse(outcome is UpstreamOutcome.ServerError or UpstreamOutcome.RateLimited ? outcome : UpstreamOutcome.Success, null);
+        var status = (int)response.StatusCode;
+        var outcome = status is 200 or 401
+            ? IsHtml(response) ? UpstreamOutcome.Intercepted : UpstreamOutcome.Success
+            : status is >= 300 and < 400 ? UpstreamOutcome.Intercepted : UpstreamResponse.Classify(response.StatusCode);
+        return new UpstreamResponse(outcome == UpstreamOutcome.NotFound ? UpstreamOutcome.Failed : outcome, null);
     }
+
+    /// <summary>Registries answer their API with JSON or bytes; an HTML page comes from something in between.</summary>
+    private static bool IsHtml(HttpResponseMessage response) =>
+        MediaTypes.StripParameters(response.Content.Headers.ContentType?.MediaType) is { } type
+        && (type.Equals("text/html", StringComparison.OrdinalIgnoreCase) || type.Equals("application/xhtml+xml", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>A failure after the headers (see <see cref="UpstreamResilience.ReportBodyFailureAsync"/>).</summary>
+    public ValueTask ReportBodyFailureAsync(bool transport, string detail) => Resilience.ReportBodyFailureAsync(transport, detail);
 
     private async Task<UpstreamResponse> SendCoreAsync(UpstreamRequest request, CancellationToken cancellationToken)
     {
@@ -178,13 +195,26 @@ internal sealed partial class UpstreamRegistry : IDisposable
                 }
                 else if (known.IsBearer && known.Realm is { } realm)
                 {
-                    var token = await _tokens.GetAsync(_invoker, realm, known.Service, scope, isOwnHost ? _basicCredentials : null, Options.RequestTimeout, cancellationToken).ConfigureAwait(false);
-                    if (token is null)
+                    // The upstream's credentials go to the token realm its own host named, and only over TLS unless the
+                    // realm is that very host: never in clear text to a third party.
+                    var credentials = isOwnHost && (realm.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
+                        || (Uri.TryCreate(realm, UriKind.Absolute, out var realmUri) && string.Equals(Authority(realmUri), _baseAuthority, StringComparison.OrdinalIgnoreCase)))
+                        ? _basicCredentials : null;
+                    var token = await _tokens.GetAsync(_invoker, realm, known.Service, scope, credentials, Options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+                    if (token.Outcome != TokenOutcome.Ok)
                     {
-                        return new UpstreamResponse(UpstreamOutcome.Unauthorized, null, $"no token from {new Uri(realm).Host}");
+                        var outcome = token.Outcome switch
+                        {
+                            TokenOutcome.Refused => UpstreamOutcome.Unauthorized,
+                            TokenOutcome.RateLimited => UpstreamOutcome.RateLimited,
+                            TokenOutcome.ServerError => UpstreamOutcome.ServerError,
+                            TokenOutcome.Unreachable => UpstreamOutcome.Unreachable,
+                            _ => UpstreamOutcome.Intercepted,
+                        };
+                        return new UpstreamResponse(outcome, null, token.Detail);
                     }
 
-                    message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                    message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.Token);
                     bearerRealm = realm;
                     bearerService = known.Service;
                 }
@@ -234,8 +264,14 @@ internal sealed partial class UpstreamRegistry : IDisposable
                 _metrics.RateLimitRemaining(Name, left);
             }
 
-            var outcome = UpstreamResponse.Classify(response.StatusCode);
-            return new UpstreamResponse(outcome, response, outcome == UpstreamOutcome.Success ? null : $"HTTP {status} from {uri.Host}");
+            var classified = UpstreamResponse.Classify(response.StatusCode);
+            if (classified == UpstreamOutcome.Success && IsHtml(response))
+            {
+                response.Dispose();
+                return new UpstreamResponse(UpstreamOutcome.Intercepted, null, $"an HTML page from {uri.Host} where a registry answer was expected (a captive portal?)");
+            }
+
+            return new UpstreamResponse(classified, response, classified == UpstreamOutcome.Success ? null : $"HTTP {status} from {uri.Host}");
         }
     }
 
@@ -316,11 +352,7 @@ internal sealed partial class UpstreamRegistry : IDisposable
         SslOptions = UpstreamTrust.CreateSslOptions(options),
     }, disposeHandler: true);
 
-    public void Dispose()
-    {
-        Resilience.Dispose();
-        _invoker.Dispose();
-    }
+    public void Dispose() => _invoker.Dispose();
 
     private static partial class Log
     {

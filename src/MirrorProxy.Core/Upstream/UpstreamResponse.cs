@@ -19,6 +19,11 @@ internal enum UpstreamOutcome
     Unreachable,
     /// <summary>Any other status, or a redirect loop.</summary>
     Failed,
+    /// <summary>
+    /// An answer that did not come from a registry: an HTML page where the registry API answers JSON or bytes, as a
+    /// captive portal (hotel, port or ship Wi-Fi) sends for every request until someone logs in.
+    /// </summary>
+    Intercepted,
     /// <summary>The upstream is known to be down and was not asked (open breaker, offline switch).</summary>
     Skipped,
 }

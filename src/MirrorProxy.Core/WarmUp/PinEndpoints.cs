@@ -23,13 +23,22 @@ internal static class PinEndpoints
 {
     public static void MapPinEndpoints(this RouteGroupBuilder admin)
     {
-        admin.MapGet("/pins", static (PinStore pins) =>
-            Results.Json(pins.Sets.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => Summary(pins, s)).ToArray(), PinApiJsonContext.Default.PinSetSummaryArray));
+        admin.MapGet("/pins", static async (PinStore pins, CancellationToken cancellationToken) =>
+        {
+            var summaries = new List<PinSetSummary>();
+            foreach (var set in pins.Sets.OrderBy(s => s.Name, StringComparer.Ordinal))
+            {
+                summaries.Add(await SummaryAsync(pins, set, cancellationToken).ConfigureAwait(false));
+            }
+
+            return Results.Json(summaries.ToArray(), PinApiJsonContext.Default.PinSetSummaryArray);
+        });
 
         admin.MapGet("/pins/{name}", static (string name, PinStore pins) =>
             pins.Get(name) is { } set ? Results.Json(set, PinJsonContext.Default.PinSet) : Results.NotFound());
 
-        admin.MapDelete("/pins/{name}", static (string name, PinStore pins) => pins.Delete(name) ? Results.NoContent() : Results.NotFound());
+        admin.MapDelete("/pins/{name}", static async (string name, PinStore pins, CancellationToken cancellationToken) =>
+            await pins.DeleteAsync(name, cancellationToken).ConfigureAwait(false) ? Results.NoContent() : Results.NotFound());
 
         // Replaces the set: the digests pinned are every one reachable now from the listed images (the warm-up
         // has just pulled them); images dropped from the list stop being protected.
@@ -58,11 +67,15 @@ internal static class PinEndpoints
             var results = await checker.CheckAsync(images, platforms!, context.RequestAborted).ConfigureAwait(false);
             var digests = results.SelectMany(r => r.Content).Select(c => c.Digest).Distinct(StringComparer.Ordinal).ToArray();
             var set = new PinSet(name, [.. images], platforms!.ToString(), time.GetUtcNow(), digests);
-            await pins.PutAsync(set, context.RequestAborted).ConfigureAwait(false);
-            return Results.Json(Summary(pins, set), PinApiJsonContext.Default.PinSetSummary);
+            if (await pins.PutAsync(set, context.RequestAborted).ConfigureAwait(false) is not Storage.StorageStatus.Ok and var status)
+            {
+                return Results.Problem(title: $"the pin set could not be stored: {Storage.StorageErrors.Label(status)}", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+
+            return Results.Json(await SummaryAsync(pins, set, context.RequestAborted).ConfigureAwait(false), PinApiJsonContext.Default.PinSetSummary);
         });
     }
 
-    private static PinSetSummary Summary(PinStore pins, PinSet set) =>
-        new(set.Name, set.Images.Count, set.Digests.Count, pins.CountMissing(set), set.Platforms, set.UpdatedAt);
+    private static async Task<PinSetSummary> SummaryAsync(PinStore pins, PinSet set, CancellationToken cancellationToken) =>
+        new(set.Name, set.Images.Count, set.Digests.Count, await pins.CountMissingAsync(set, cancellationToken).ConfigureAwait(false), set.Platforms, set.UpdatedAt);
 }

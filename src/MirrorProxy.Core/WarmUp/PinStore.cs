@@ -1,8 +1,11 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using MirrorProxy.Cache;
 using MirrorProxy.Oci;
-using Microsoft.Extensions.Logging;
+using MirrorProxy.Storage;
 
 namespace MirrorProxy.WarmUp;
 
@@ -14,25 +17,30 @@ internal sealed record PinSet(string Name, IReadOnlyList<string> Images, string 
 internal sealed partial class PinJsonContext : JsonSerializerContext;
 
 /// <summary>
-/// Pin sets, one JSON file each under <c>pins/</c> (written atomically), and the union of their digests, which
-/// eviction never touches. Replacing a set drops what it no longer lists.
+/// Pin sets, one document each under <c>pins/</c>, and the union of their digests, which eviction never touches.
+/// Replacing a set drops what it no longer lists. How many pinned objects are missing from the cache is counted
+/// from the store itself (the truth), at most every few seconds per set, so metrics and readiness can ask often.
+/// Memory grows with what is pinned, never with the cache.
 /// </summary>
-internal sealed partial class PinStore : IPinnedContent
+internal sealed partial class PinStore : IPinnedContent, IHostedService
 {
-    private readonly ContentStore _store;
-    private readonly string _directory;
+    private static readonly TimeSpan MissingCountLifetime = TimeSpan.FromSeconds(2);
+
+    private readonly MirrorCache _cache;
+    private readonly IMetadataStore _metadata;
+    private readonly TimeProvider _time;
     private readonly Lock _gate = new();
     private readonly ILogger<PinStore> _logger;
+    private readonly ConcurrentDictionary<string, (DateTimeOffset At, int Missing)> _missing = new(StringComparer.Ordinal);
     private Dictionary<string, PinSet> _sets = new(StringComparer.Ordinal);
     private HashSet<string> _pinned = new(StringComparer.Ordinal);
 
-    public PinStore(MirrorCache cache, ILogger<PinStore> logger)
+    public PinStore(MirrorCache cache, TimeProvider time, ILogger<PinStore> logger)
     {
-        _store = cache.Store;
+        _cache = cache;
+        _metadata = cache.Metadata;
+        _time = time;
         _logger = logger;
-        _directory = Path.Combine(cache.Store.Root, "pins");
-        Directory.CreateDirectory(_directory);
-        Load();
     }
 
     public IReadOnlyCollection<PinSet> Sets => Volatile.Read(ref _sets).Values;
@@ -41,32 +49,60 @@ internal sealed partial class PinStore : IPinnedContent
 
     public PinSet? Get(string name) => Volatile.Read(ref _sets).GetValueOrDefault(name);
 
-    /// <summary><c>[a-z0-9][a-z0-9._-]{0,63}</c>: a pin set name is also a file name.</summary>
+    /// <summary><c>[a-z0-9][a-z0-9._-]{0,63}</c>: a pin set name is also a document name.</summary>
     public static bool IsValidName(string name) =>
         name.Length is > 0 and <= 64 && (char.IsAsciiLetterLower(name[0]) || char.IsAsciiDigit(name[0]))
         && name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-');
 
-    public async Task PutAsync(PinSet set, CancellationToken cancellationToken)
+    public async Task<StorageStatus> PutAsync(PinSet set, CancellationToken cancellationToken)
     {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(set, PinJsonContext.Default.PinSet);
-        await _store.WriteAtomicallyAsync(PathOf(set.Name), bytes, cancellationToken).ConfigureAwait(false);
-        Update(sets => sets[set.Name] = set);
+        var status = await _metadata.WriteAsync(MetadataKeys.Pin(set.Name), JsonSerializer.SerializeToUtf8Bytes(set, PinJsonContext.Default.PinSet), cancellationToken)
+            .ConfigureAwait(false);
+        if (status == StorageStatus.Ok)
+        {
+            _missing.TryRemove(set.Name, out _);
+            Update(sets => sets[set.Name] = set);
+        }
+
+        return status;
     }
 
-    public bool Delete(string name)
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         if (Get(name) is null)
         {
             return false;
         }
 
-        File.Delete(PathOf(name));
+        await _metadata.DeleteAsync(MetadataKeys.Pin(name), cancellationToken).ConfigureAwait(false);
+        _missing.TryRemove(name, out _);
         Update(sets => sets.Remove(name));
         return true;
     }
 
-    /// <summary>Digests of a set that are not in the cache.</summary>
-    public int CountMissing(PinSet set) => set.Digests.Count(d => !Digest.TryParse(d, out var digest) || !_store.TryStat(digest, out _));
+    /// <summary>Digests of a set that the store does not hold (quarantined ones included), counted afresh when the last count is older than two seconds.</summary>
+    public async ValueTask<int> CountMissingAsync(PinSet set, CancellationToken cancellationToken)
+    {
+        if (_missing.TryGetValue(set.Name, out var counted) && _time.GetUtcNow() - counted.At < MissingCountLifetime)
+        {
+            return counted.Missing;
+        }
+
+        var missing = 0;
+        foreach (var value in set.Digests)
+        {
+            if (!Digest.TryParse(value, out var digest) || !await _cache.IsStoredAsync(digest, null, cancellationToken).ConfigureAwait(false))
+            {
+                missing++;
+            }
+        }
+
+        _missing[set.Name] = (_time.GetUtcNow(), missing);
+        return missing;
+    }
+
+    /// <summary>The last count for a set (for gauges, which cannot wait); -1 before the first count.</summary>
+    public int LastMissing(PinSet set) => _missing.TryGetValue(set.Name, out var counted) ? counted.Missing : -1;
 
     private void Update(Action<Dictionary<string, PinSet>> change)
     {
@@ -79,22 +115,30 @@ internal sealed partial class PinStore : IPinnedContent
         }
     }
 
-    private void Load()
+    /// <summary>Loads the pin sets before the mirror serves (eviction must know them from its first pass).</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         var sets = new Dictionary<string, PinSet>(StringComparer.Ordinal);
-        foreach (var file in Directory.EnumerateFiles(_directory, "*.json"))
+        await foreach (var name in _metadata.ListAsync(MetadataKeys.PinsPrefix, cancellationToken).ConfigureAwait(false))
         {
+            if (!name.EndsWith(".json", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var key = MetadataKeys.PinsPrefix + "/" + name;
             try
             {
-                if (JsonSerializer.Deserialize(File.ReadAllBytes(file), PinJsonContext.Default.PinSet) is { } set && IsValidName(set.Name))
+                if (await _metadata.ReadAsync(key, 64 << 20, cancellationToken).ConfigureAwait(false) is { } document
+                    && JsonSerializer.Deserialize(document, PinJsonContext.Default.PinSet) is { } set && IsValidName(set.Name))
                 {
                     sets[set.Name] = set;
                 }
             }
             catch (JsonException ex)
             {
-                // A pin file is written atomically; a damaged one was damaged on disk. Keep it for inspection.
-                Log.PinSetUnreadable(_logger, file, ex.Message);
+                // A pin document is written atomically; a damaged one was damaged on disk. Keep it for inspection.
+                Log.PinSetUnreadable(_logger, key, ex.Message);
             }
         }
 
@@ -107,11 +151,11 @@ internal sealed partial class PinStore : IPinnedContent
         });
     }
 
-    private string PathOf(string name) => Path.Combine(_directory, name + ".json");
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private static partial class Log
     {
-        [LoggerMessage(6001, LogLevel.Error, "Pin set file {File} cannot be read and pins nothing: {Reason}")]
-        public static partial void PinSetUnreadable(ILogger logger, string file, string reason);
+        [LoggerMessage(6001, LogLevel.Error, "Pin set {Key} cannot be read and pins nothing: {Reason}")]
+        public static partial void PinSetUnreadable(ILogger logger, string key, string reason);
     }
 }

@@ -47,8 +47,8 @@ internal sealed class ConfigurationLoadException(string message) : Exception(mes
 /// </summary>
 internal static class ConfigurationLoader
 {
-    private const string UpstreamsPrefix = MirrorProxyOptions.SectionName + ":Upstreams";
-    private const string DefaultUpstreamKey = MirrorProxyOptions.SectionName + ":DefaultUpstream";
+    private const string UpstreamsPrefix = ServerOptions.SectionName + ":Upstreams";
+    private const string DefaultUpstreamKey = ServerOptions.SectionName + ":DefaultUpstream";
 
     public static IConfiguration Load(ServeFlags flags, IDictionary<string, string?>? environment = null)
     {
@@ -170,7 +170,7 @@ internal static class ConfigurationLoader
             }
 
             var key = name[Prefix.Length..].Replace("__", ":", StringComparison.Ordinal);
-            result[key.StartsWith("Logging:", StringComparison.OrdinalIgnoreCase) ? key : MirrorProxyOptions.SectionName + ":" + key] = value;
+            result[key.StartsWith("Logging:", StringComparison.OrdinalIgnoreCase) ? key : ServerOptions.SectionName + ":" + key] = value;
         }
 
         return result;
@@ -178,7 +178,7 @@ internal static class ConfigurationLoader
 
     private static Dictionary<string, string?> FromFlags(ServeFlags flags)
     {
-        const string Root = MirrorProxyOptions.SectionName;
+        const string Root = ServerOptions.SectionName;
         var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         if (flags.Listen is not null)
         {

@@ -1,6 +1,10 @@
 using Microsoft.Extensions.Configuration;
 using MirrorProxy.Cli;
+using MirrorProxy.Cache;
 using MirrorProxy.Hosting;
+using MirrorProxy.PullThrough;
+using MirrorProxy.Resilience;
+using MirrorProxy.Upstream;
 using MirrorProxy.Tests.Support;
 
 namespace MirrorProxy.Tests.Cli;
@@ -33,7 +37,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(":5000", options.Listen);
         Assert.Equal(TimeSpan.FromMinutes(5), options.TagTtl);
         Assert.Equal("mirrorproxy-cache", options.Cache.Path);
-        Assert.True(new MirrorProxyOptionsValidator().Validate(null, options).Succeeded);
+        Assert.True(new UpstreamSetOptionsValidator().Validate(null, options.UpstreamSet).Succeeded);
     }
 
     [Fact]
@@ -185,8 +189,34 @@ public sealed class ConfigurationLoaderTests : IDisposable
 
     private static Dictionary<string, string?> NoEnvironment() => [];
 
-    private static MirrorProxyOptions Bind(IConfiguration configuration) =>
-        configuration.GetSection(MirrorProxyOptions.SectionName).Get<MirrorProxyOptions>() ?? throw new InvalidOperationException("no MirrorProxy section");
+    private static Bound Bind(IConfiguration configuration)
+    {
+        var root = configuration.GetSection(ServerOptions.SectionName);
+        return new Bound(
+            root.Get<ServerOptions>() ?? new ServerOptions(), root.Get<UpstreamSetOptions>() ?? new UpstreamSetOptions(),
+            root.Get<PullThroughOptions>() ?? new PullThroughOptions(), configuration.GetSection(CacheOptions.SectionName).Get<CacheOptions>() ?? new CacheOptions(),
+            root.Get<OfflineOptions>() ?? new OfflineOptions());
+    }
+
+    /// <summary>The loaded configuration as the features bind it.</summary>
+    private sealed record Bound(ServerOptions Server, UpstreamSetOptions UpstreamSet, PullThroughOptions PullThrough, CacheOptions Cache, OfflineOptions OfflineOptions)
+    {
+        public bool Offline => OfflineOptions.Offline;
+
+        public List<UpstreamOptions> Upstreams => UpstreamSet.Upstreams;
+
+        public string? DefaultUpstream => UpstreamSet.DefaultUpstream;
+
+        public string Listen => Server.Listen;
+
+        public TimeSpan TagTtl => PullThrough.TagTtl;
+
+        public string LogFormat => Server.LogFormat;
+
+        public bool AccessLog => Server.AccessLog;
+
+        public TlsOptions Tls => Server.Tls;
+    }
 
     private string WriteConfig(string json)
     {
@@ -207,6 +237,6 @@ public sealed class ConfigurationLoaderTests : IDisposable
         var options = Bind(ConfigurationLoader.Load(flags, NoEnvironment()));
 
         Assert.True(string.IsNullOrEmpty(options.DefaultUpstream), options.DefaultUpstream);
-        Assert.True(new MirrorProxyOptionsValidator().Validate(null, options).Succeeded);
+        Assert.True(new UpstreamSetOptionsValidator().Validate(null, options.UpstreamSet).Succeeded);
     }
 }

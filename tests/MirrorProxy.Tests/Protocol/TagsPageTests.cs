@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using MirrorProxy.Protocol;
+using MirrorProxy.PullThrough;
 
 namespace MirrorProxy.Tests.Protocol;
 
@@ -70,19 +71,19 @@ public sealed class TagsPageTests
     [InlineData("""{"tags":{"a":1}}""")]
     public void ReadTags_NoTagArray_IsEmpty(string upstream)
     {
-        Assert.Empty(TagsPage.ReadTags(Utf8(upstream)));
+        Assert.Empty(ListingService.ReadTags(Utf8(upstream)));
     }
 
     [Fact]
-    public void ReadTags_NonStringEntries_AreDropped()
+    public void ReadTags_NonStringAndInvalidEntries_AreDropped()
     {
-        Assert.Equal(["a", "c"], TagsPage.ReadTags("""{"name":"x","tags":["a",1,null,{"b":2},"c"],"extra":true}"""u8));
+        Assert.Equal(["a", "c"], ListingService.ReadTags("""{"name":"x","tags":["a",1,null,{"b":2},"c","../x"],"extra":true}"""u8));
     }
 
     [Fact]
-    public void ReadTags_NotJson_Throws()
+    public void ReadTags_NotJson_IsEmpty()
     {
-        Assert.ThrowsAny<JsonException>(() => TagsPage.ReadTags("{\"tags\":["u8));
+        Assert.Empty(ListingService.ReadTags("{\"tags\":["u8));
     }
 
     [Fact]

@@ -1,5 +1,7 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
+using MirrorProxy.Storage;
 using MirrorProxy.Tests.Support;
 using MirrorProxy.Upstream;
 
@@ -8,75 +10,83 @@ namespace MirrorProxy.Tests.PullThrough;
 public sealed class BlobIngestTests : IDisposable
 {
     private static readonly byte[] Content = [.. Enumerable.Range(0, 10).Select(i => (byte)('a' + i))];
-    private static readonly TimeSpan Idle = TimeSpan.FromMinutes(5);
+    private static readonly DownloadLimits Limits = new(TimeSpan.FromMinutes(5), 0, TimeSpan.FromSeconds(30), long.MaxValue);
 
     private readonly TempDirectory _temp = new();
+    private readonly FileContentStore _store;
     private readonly List<BlobIngest> _ingests = [];
 
-    [Fact]
-    public async Task WaitForDataAsync_AllBytesWritten_HoldsBackTheLastByteUntilComplete()
+    public BlobIngestTests()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var layout = new CacheLayout(_temp.Path);
+        layout.Initialize();
+        _store = new FileContentStore(layout, TimeProvider.System, NullLogger<FileContentStore>.Instance);
+    }
 
-        Assert.Null(await CopyAsync(ingest, Content));
+    [Fact]
+    public async Task WaitForDataAsync_AllBytesWritten_HoldsBackTheLastByteUntilStored()
+    {
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
+
+        Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
         Assert.Equal(Content.Length, ingest.Written);
         Assert.Equal(Content.Length - 1, await ingest.WaitForDataAsync(0, CancellationToken.None));
 
         var last = ingest.WaitForDataAsync(Content.Length - 1, CancellationToken.None).AsTask();
         Assert.False(last.IsCompleted);
-        ingest.Complete();
+        ingest.Finish(DownloadOutcome.Stored);
 
         Assert.Equal(Content.Length, await last);
-        Assert.Equal(IngestState.Completed, ingest.State);
+        Assert.Equal(DownloadOutcome.Stored, ingest.Outcome);
         Assert.Equal(Content.Length, await ingest.WaitForDataAsync(Content.Length, CancellationToken.None));
     }
 
     [Fact]
     public async Task WaitForDataAsync_UnknownLength_AlsoHoldsBackTheLastByte()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), length: null);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), length: null);
 
-        Assert.Null(await CopyAsync(ingest, Content));
+        Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
 
         Assert.Equal(Content.Length - 1, await ingest.WaitForDataAsync(0, CancellationToken.None));
         var last = ingest.WaitForDataAsync(Content.Length - 1, CancellationToken.None).AsTask();
         Assert.False(last.IsCompleted);
-        ingest.Complete();
+        ingest.Finish(DownloadOutcome.Stored);
         Assert.Equal(Content.Length, await last);
     }
 
     [Fact]
     public async Task WaitForDataAsync_Waiter_IsWokenByProgress()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
         var waiter = ingest.WaitForDataAsync(0, CancellationToken.None).AsTask();
         Assert.False(waiter.IsCompleted);
 
-        Assert.Null(await CopyAsync(ingest, Content));
+        Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
 
         Assert.Equal(Content.Length - 1, await waiter);
     }
 
     [Fact]
-    public async Task WaitForDataAsync_AfterFail_ReturnsMinusOne()
+    public async Task WaitForDataAsync_AfterFailure_ReturnsMinusOne()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
         var waiter = ingest.WaitForDataAsync(0, CancellationToken.None).AsTask();
 
-        ingest.Fail();
+        ingest.Finish(DownloadOutcome.BrokenOff);
 
         Assert.Equal(-1, await waiter);
         Assert.Equal(-1, await ingest.WaitForDataAsync(0, CancellationToken.None));
-        Assert.Equal(IngestState.Failed, ingest.State);
+        Assert.True(ingest.IsFailed);
     }
 
     [Fact]
-    public async Task WaitForDataAsync_FailAfterData_ReturnsMinusOneEvenWithBytesAvailable()
+    public async Task WaitForDataAsync_FailureAfterData_ReturnsMinusOneEvenWithBytesAvailable()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
-        Assert.Null(await CopyAsync(ingest, Content));
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
+        Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
 
-        ingest.Fail();
+        ingest.Finish(DownloadOutcome.DigestMismatch);
 
         Assert.Equal(-1, await ingest.WaitForDataAsync(0, CancellationToken.None));
     }
@@ -84,7 +94,7 @@ public sealed class BlobIngestTests : IDisposable
     [Fact]
     public async Task WaitForDataAsync_Cancelled_Throws()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
         using var cancellation = new CancellationTokenSource();
         var waiter = ingest.WaitForDataAsync(0, cancellation.Token).AsTask();
 
@@ -94,106 +104,126 @@ public sealed class BlobIngestTests : IDisposable
     }
 
     [Fact]
-    public async Task WaitForDataAsync_EmptyBlob_ReturnsZeroOnlyWhenComplete()
+    public async Task WaitForDataAsync_EmptyBlob_ReturnsZeroOnlyWhenStored()
     {
-        var ingest = Start(Digest.ComputeSha256([]), 0);
-        Assert.Null(await CopyAsync(ingest, []));
+        var ingest = await StartAsync(Digest.ComputeSha256([]), 0);
+        Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, []));
         var waiter = ingest.WaitForDataAsync(0, CancellationToken.None).AsTask();
         Assert.False(waiter.IsCompleted);
 
-        ingest.Complete();
+        ingest.Finish(DownloadOutcome.Stored);
 
         Assert.Equal(0, await waiter);
     }
 
     [Fact]
-    public async Task CopyAsync_MatchingBody_WritesTheFileAndCountsBytes()
+    public async Task CopyAsync_MatchingBody_WritesAndCountsBytes_AndTheStoreCommitsIt()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var digest = Digest.ComputeSha256(Content);
+        var (ingest, writer) = await StartWithWriterAsync(digest, Content.Length);
         long counted = 0;
 
-        var error = await ingest.CopyAsync(new MemoryStream(Content), Idle, TimeProvider.System, n => counted += n, CancellationToken.None);
+        var outcome = await ingest.CopyAsync(new MemoryStream(Content), Limits, TimeProvider.System, n => counted += n, CancellationToken.None);
 
-        Assert.Null(error);
+        Assert.Equal(DownloadOutcome.Running, outcome);
         Assert.Equal(Content.Length, counted);
         var buffer = new byte[Content.Length];
-        Assert.Equal(Content.Length, RandomAccess.Read(ingest.Handle, buffer, 0));
+        Assert.Equal(Content.Length, await ingest.ReadAsync(0, buffer, CancellationToken.None));
         Assert.Equal(Content, buffer);
+        Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, CancellationToken.None));
+        Assert.True((await _store.StatAsync(digest, CancellationToken.None)).Exists);
     }
 
     [Fact]
-    public async Task CopyAsync_Sha512Digest_VerifiesWithSha512()
+    public async Task Commit_Sha512Digest_VerifiesWithSha512()
     {
         Assert.True(Digest.TryParse("sha512:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA512.HashData(Content)), out var digest));
-        var ingest = Start(digest, Content.Length);
+        var (ingest, writer) = await StartWithWriterAsync(digest, Content.Length);
 
-        Assert.Null(await CopyAsync(ingest, Content));
+        Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
+        Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, CancellationToken.None));
     }
 
     [Fact]
-    public async Task CopyAsync_WrongDigest_ReportsDigestMismatch()
+    public async Task Commit_WrongDigest_IsAMismatchAndNothingIsStored()
     {
-        var ingest = Start(Digest.ComputeSha256("something else"u8), Content.Length);
+        var digest = Digest.ComputeSha256("something else"u8);
+        var (ingest, writer) = await StartWithWriterAsync(digest, Content.Length);
 
-        var error = await CopyAsync(ingest, Content);
+        Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
 
-        Assert.NotNull(error);
-        Assert.StartsWith("digest mismatch", error);
+        Assert.Equal(StorageStatus.Mismatch, await writer.CommitAsync(null, CancellationToken.None));
+        Assert.False((await _store.StatAsync(digest, CancellationToken.None)).Exists);
     }
 
     [Fact]
-    public async Task CopyAsync_BodyShorterThanLength_ReportsTheTruncation()
+    public async Task CopyAsync_BodyShorterThanLength_IsTooShort()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
 
-        var error = await CopyAsync(ingest, Content[..4]);
-
-        Assert.Equal("upstream body ended after 4 of 10 bytes", error);
+        Assert.Equal(DownloadOutcome.TooShort, await CopyAsync(ingest, Content[..4]));
     }
 
     [Fact]
-    public async Task CopyAsync_BodyLongerThanLength_IsRejected()
+    public async Task CopyAsync_BodyLongerThanLength_IsTooLongAndNothingIsWritten()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), 4);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), 4);
 
-        var error = await CopyAsync(ingest, Content);
-
-        Assert.NotNull(error);
-        Assert.Contains("more than the announced 4 bytes", error);
+        Assert.Equal(DownloadOutcome.TooLong, await CopyAsync(ingest, Content));
         Assert.Equal(0, ingest.Written);
     }
 
     [Fact]
-    public async Task CopyAsync_BodyThrowsIOException_ReportsTheFailure()
+    public async Task CopyAsync_UnknownLengthPastTheLargestKeptBlob_IsTooLong()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), null);
 
-        var error = await ingest.CopyAsync(new FailingStream(), Idle, TimeProvider.System, _ => { }, CancellationToken.None);
+        var outcome = await ingest.CopyAsync(new MemoryStream(Content), Limits with { MaxSize = 5 }, TimeProvider.System, _ => { }, CancellationToken.None);
 
-        Assert.NotNull(error);
-        Assert.Contains("connection reset", error);
+        Assert.Equal(DownloadOutcome.TooLong, outcome);
     }
 
     [Fact]
-    public async Task CopyAsync_BodyStalls_ReportsTheIdleTimeout()
+    public async Task CopyAsync_BodyThrowsIOException_IsBrokenOff()
     {
-        var ingest = Start(Digest.ComputeSha256(Content), Content.Length);
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
+
+        var outcome = await ingest.CopyAsync(new FailingStream(), Limits, TimeProvider.System, _ => { }, CancellationToken.None);
+
+        Assert.Equal(DownloadOutcome.BrokenOff, outcome);
+    }
+
+    [Fact]
+    public async Task CopyAsync_BodyStalls_IsStalledAfterTheIdleTimeout()
+    {
+        var ingest = await StartAsync(Digest.ComputeSha256(Content), Content.Length);
         var time = new ManualTimeProvider();
         var stream = new StallingStream();
 
-        var copy = ingest.CopyAsync(stream, TimeSpan.FromSeconds(30), time, _ => { }, CancellationToken.None);
+        var copy = ingest.CopyAsync(stream, Limits with { IdleTimeout = TimeSpan.FromSeconds(30) }, time, _ => { }, CancellationToken.None);
         await stream.Reading;
         time.Advance(TimeSpan.FromSeconds(30));
 
-        var error = await copy;
-        Assert.NotNull(error);
-        Assert.StartsWith("no data from upstream for 30 s", error);
+        Assert.Equal(DownloadOutcome.Stalled, await copy);
+    }
+
+    [Fact]
+    public async Task CopyAsync_TrickleBelowTheMinimumThroughput_IsTooSlowAfterTheWindow()
+    {
+        var ingest = await StartAsync(Digest.ComputeSha256(new byte[100]), 100);
+        var time = new ManualTimeProvider();
+        var stream = new TrickleStream(time, TimeSpan.FromSeconds(1));
+
+        var outcome = await ingest.CopyAsync(stream, Limits with { MinThroughput = 16 * 1024, ThroughputWindow = TimeSpan.FromSeconds(30) }, time, _ => { }, CancellationToken.None);
+
+        Assert.Equal(DownloadOutcome.TooSlow, outcome);
+        Assert.InRange(ingest.Written, 29, 32);
     }
 
     [Fact]
     public async Task SetStarted_NonSuccess_HasNoLengthAndCompletesStarted()
     {
-        var ingest = new BlobIngest(Digest.ComputeSha256(Content), _temp.Combine("x"));
+        var ingest = new BlobIngest(Digest.ComputeSha256(Content));
 
         ingest.SetStarted(new IngestStart(UpstreamOutcome.NotFound, 10, null, "HTTP 404"));
 
@@ -203,19 +233,19 @@ public sealed class BlobIngestTests : IDisposable
     }
 
     [Fact]
-    public void TryAddReader_AfterLastReleased_IsRefusedAndFileClosed()
+    public async Task TryAddReader_AfterLastReleased_IsRefusedAndTheUncommittedFileIsGone()
     {
-        var ingest = new BlobIngest(Digest.ComputeSha256(Content), _temp.Combine("readers"));
-        ingest.OpenFile();
-        var handle = ingest.Handle;
+        var ingest = new BlobIngest(Digest.ComputeSha256(Content));
+        var (_, writer) = await _store.BeginWriteAsync(ingest.Digest, null, CancellationToken.None);
+        ingest.Attach(writer!);
 
         Assert.True(ingest.TryAddReader());
         ingest.ReleaseReader();
-        Assert.False(handle.IsClosed);
+        Assert.Single(Directory.EnumerateFiles(_temp.Combine("tmp")));
         ingest.ReleaseReader();
 
-        Assert.True(handle.IsClosed);
         Assert.False(ingest.TryAddReader());
+        Assert.Empty(Directory.EnumerateFiles(_temp.Combine("tmp")));
     }
 
     public void Dispose()
@@ -228,17 +258,54 @@ public sealed class BlobIngestTests : IDisposable
         _temp.Dispose();
     }
 
-    private BlobIngest Start(Digest digest, long? length)
+    private async Task<BlobIngest> StartAsync(Digest digest, long? length) => (await StartWithWriterAsync(digest, length)).Ingest;
+
+    private async Task<(BlobIngest Ingest, IContentWriter Writer)> StartWithWriterAsync(Digest digest, long? length)
     {
-        var ingest = new BlobIngest(digest, _temp.Combine(Guid.NewGuid().ToString("N")));
-        ingest.OpenFile();
+        var ingest = new BlobIngest(digest);
+        var (status, writer) = await _store.BeginWriteAsync(digest, length, CancellationToken.None);
+        Assert.Equal(StorageStatus.Ok, status);
+        ingest.Attach(writer!);
         ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, length, null, null));
         _ingests.Add(ingest);
-        return ingest;
+        return (ingest, writer!);
     }
 
-    private static Task<string?> CopyAsync(BlobIngest ingest, byte[] body) =>
-        ingest.CopyAsync(new MemoryStream(body), Idle, TimeProvider.System, _ => { }, CancellationToken.None);
+    private static Task<DownloadOutcome> CopyAsync(BlobIngest ingest, byte[] body) =>
+        ingest.CopyAsync(new MemoryStream(body), Limits, TimeProvider.System, _ => { }, CancellationToken.None);
+
+    /// <summary>A body that sends one byte per <c>interval</c> of the given clock, advancing the clock itself.</summary>
+    private sealed class TrickleStream(ManualTimeProvider time, TimeSpan interval) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            time.Advance(interval);
+            buffer.Span[0] = 0;
+            return ValueTask.FromResult(1);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
 
     private sealed class FailingStream : Stream
     {

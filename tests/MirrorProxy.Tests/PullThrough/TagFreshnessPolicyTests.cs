@@ -68,7 +68,7 @@ public sealed class TagFreshnessPolicyTests : IDisposable
     }
 
     private static TagFreshnessPolicy Policy(TimeSpan tagTtl, params TagTtlRule[] rules) =>
-        new(Options.Create(new MirrorProxyOptions { TagTtl = tagTtl, TagTtlRules = [.. rules] }));
+        new(Options.Create(new PullThroughOptions { TagTtl = tagTtl, TagTtlRules = [.. rules] }));
 
     private static UpstreamRegistry Upstream(UpstreamOptions options) =>
         TestUpstreams.Create(options, new FakeHttpHandler(_ => throw new InvalidOperationException("the policy must not dial")));

@@ -1,4 +1,5 @@
 using MirrorProxy.Oci;
+using MirrorProxy.Protocol;
 using MirrorProxy.Routing;
 using MirrorProxy.Tests.Support;
 using MirrorProxy.Upstream;
@@ -18,17 +19,17 @@ public sealed class UpstreamRouterTests : IDisposable
     }
 
     [Fact]
-    public void TryRoute_NsNamesAnUpstream_RoutesThereWithNamespace()
+    public void Route_NsNamesAnUpstream_RoutesThereWithNamespace()
     {
-        Assert.True(_router.TryRoute("owner/app", "ghcr.io", out var route, out _));
+        var route = Routed(_router.Route("owner/app", "ghcr.io"));
 
         Assert.Equal(new Route(_ghcr, "owner/app", "ghcr.io"), route);
     }
 
     [Fact]
-    public void TryRoute_NsDockerIoSingleSegment_GetsLibraryPrefix()
+    public void Route_NsDockerIoSingleSegment_GetsLibraryPrefix()
     {
-        Assert.True(_router.TryRoute("nginx", "docker.io", out var route, out _));
+        var route = Routed(_router.Route("nginx", "docker.io"));
 
         Assert.Same(_dockerHub, route.Upstream);
         Assert.Equal("library/nginx", route.Repository);
@@ -36,59 +37,61 @@ public sealed class UpstreamRouterTests : IDisposable
     }
 
     [Fact]
-    public void TryRoute_NsOtherUpstreamSingleSegment_HasNoLibraryPrefix()
+    public void Route_NsOtherUpstreamSingleSegment_HasNoLibraryPrefix()
     {
-        Assert.True(_router.TryRoute("pause", "registry.k8s.io", out var route, out _));
+        var route = Routed(_router.Route("pause", "registry.k8s.io"));
 
         Assert.Equal(new Route(_k8s, "pause", "registry.k8s.io"), route);
     }
 
     [Fact]
-    public void TryRoute_NsIsAnAlias_RoutesToItsUpstreamEchoingTheAlias()
+    public void Route_NsIsAnAlias_RoutesToItsUpstreamEchoingTheAlias()
     {
-        Assert.True(_router.TryRoute("nginx", "index.docker.io", out var route, out _));
+        var route = Routed(_router.Route("nginx", "index.docker.io"));
 
         Assert.Equal(new Route(_dockerHub, "library/nginx", "index.docker.io"), route);
     }
 
     [Fact]
-    public void TryRoute_NsInOtherCase_StillMatches()
+    public void Route_NsInOtherCase_StillMatches()
     {
-        Assert.True(_router.TryRoute("owner/app", "GHCR.io", out var route, out _));
+        var route = Routed(_router.Route("owner/app", "GHCR.io"));
 
         Assert.Same(_ghcr, route.Upstream);
     }
 
     [Fact]
-    public void TryRoute_UnknownNs_IsNameUnknown404()
+    public void Route_UnknownNs_IsNameUnknown404()
     {
-        Assert.False(_router.TryRoute("org/app", "quay.io", out _, out var error));
+        var result = _router.Route("org/app", "quay.io");
+        var error = OciErrors.Route(result);
 
+        Assert.Equal(RouteStatus.UnknownNamespace, result.Status);
         Assert.Equal(404, error.Status);
         Assert.Equal(OciErrorCode.NameUnknown, error.Code);
         Assert.Contains("quay.io", error.Message);
     }
 
     [Fact]
-    public void TryRoute_FirstSegmentNamesAnUpstream_StripsIt()
+    public void Route_FirstSegmentNamesAnUpstream_StripsIt()
     {
-        Assert.True(_router.TryRoute("ghcr.io/owner/app", null, out var route, out _));
+        var route = Routed(_router.Route("ghcr.io/owner/app", null));
 
         Assert.Equal(new Route(_ghcr, "owner/app", null), route);
     }
 
     [Fact]
-    public void TryRoute_FirstSegmentIsAnAlias_StripsIt()
+    public void Route_FirstSegmentIsAnAlias_StripsIt()
     {
-        Assert.True(_router.TryRoute("k8s/pause", null, out var route, out _));
+        var route = Routed(_router.Route("k8s/pause", null));
 
         Assert.Equal(new Route(_k8s, "pause", null), route);
     }
 
     [Fact]
-    public void TryRoute_DockerIoPrefixSingleSegment_GetsLibraryPrefix()
+    public void Route_DockerIoPrefixSingleSegment_GetsLibraryPrefix()
     {
-        Assert.True(_router.TryRoute("docker.io/nginx", null, out var route, out _));
+        var route = Routed(_router.Route("docker.io/nginx", null));
 
         Assert.Equal(new Route(_dockerHub, "library/nginx", null), route);
     }
@@ -97,39 +100,41 @@ public sealed class UpstreamRouterTests : IDisposable
     [InlineData("bitnami/redis", "bitnami/redis")]
     [InlineData("nginx", "library/nginx")]
     [InlineData("quay.io/org/app", "quay.io/org/app")]
-    public void TryRoute_NoNsNoKnownPrefix_UsesTheDefaultUpstream(string name, string repository)
+    public void Route_NoNsNoKnownPrefix_UsesTheDefaultUpstream(string name, string repository)
     {
-        Assert.True(_router.TryRoute(name, null, out var route, out _));
+        var route = Routed(_router.Route(name, null));
 
         Assert.Equal(new Route(_dockerHub, repository, null), route);
     }
 
     [Fact]
-    public void TryRoute_EmptyNs_IsTreatedAsAbsent()
+    public void Route_EmptyNs_IsTreatedAsAbsent()
     {
-        Assert.True(_router.TryRoute("ghcr.io/owner/app", "", out var route, out _));
+        var route = Routed(_router.Route("ghcr.io/owner/app", ""));
 
         Assert.Equal(new Route(_ghcr, "owner/app", null), route);
     }
 
     [Fact]
-    public void TryRoute_NsAndPathPrefix_NsWins()
+    public void Route_NsAndPathPrefix_NsWins()
     {
-        Assert.True(_router.TryRoute("ghcr.io/owner/app", "docker.io", out var route, out _));
+        var route = Routed(_router.Route("ghcr.io/owner/app", "docker.io"));
 
         Assert.Equal(new Route(_dockerHub, "ghcr.io/owner/app", "docker.io"), route);
     }
 
     [Fact]
-    public void TryRoute_NoDefaultUpstream_UnroutedNameIsNameUnknown()
+    public void Route_NoDefaultUpstream_UnroutedNameIsNameUnknown()
     {
         var router = new UpstreamRouter(new UpstreamRegistrySet([_ghcr], null));
 
-        Assert.False(router.TryRoute("bitnami/redis", null, out _, out var error));
+        var unrouted = router.Route("bitnami/redis", null);
+        Assert.Equal(RouteStatus.NoUpstream, unrouted.Status);
+        var error = OciErrors.Route(unrouted);
         Assert.Equal(404, error.Status);
         Assert.Equal(OciErrorCode.NameUnknown, error.Code);
 
-        Assert.True(router.TryRoute("ghcr.io/owner/app", null, out var route, out _));
+        var route = Routed(router.Route("ghcr.io/owner/app", null));
         Assert.Same(_ghcr, route.Upstream);
     }
 
@@ -139,9 +144,21 @@ public sealed class UpstreamRouterTests : IDisposable
     [InlineData("Library/nginx", false)]
     [InlineData("a//b", false)]
     [InlineData("../etc", false)]
-    public void IsValidName_RepositoryGrammar_IsApplied(string name, bool valid)
+    public void Route_RepositoryGrammar_IsAppliedBeforeRouting(string name, bool valid)
     {
-        Assert.Equal(valid, UpstreamRouter.IsValidName(name));
+        var result = _router.Route(name, "docker.io");
+
+        Assert.Equal(valid ? RouteStatus.Routed : RouteStatus.InvalidName, result.Status);
+        if (!valid)
+        {
+            Assert.Equal(400, OciErrors.Route(result).Status);
+        }
+    }
+
+    private static Route Routed(RouteResult result)
+    {
+        Assert.Equal(RouteStatus.Routed, result.Status);
+        return result.Route;
     }
 
     public void Dispose()

@@ -49,6 +49,10 @@ public sealed class FakeHttpHandler : HttpMessageHandler
     public static HttpResponseMessage Json(string json, HttpStatusCode status = HttpStatusCode.OK) =>
         new(status) { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") };
 
+    /// <summary>A 200 HTML page, as a captive portal answers every URL.</summary>
+    public static HttpResponseMessage Html(string html) =>
+        new(HttpStatusCode.OK) { Content = new StringContent(html, System.Text.Encoding.UTF8, "text/html") };
+
     public static HttpResponseMessage Challenge(string wwwAuthenticate)
     {
         var response = new HttpResponseMessage(HttpStatusCode.Unauthorized);

@@ -127,9 +127,9 @@ public sealed class TokenCacheTests
         var (handler, invoker) = TokenServer(n => $$"""{"token":"t{{n}}","expires_in":300}""");
         var cache = new TokenCache(_time, NullLogger.Instance);
 
-        Assert.Equal("t1", await cache.GetAsync(invoker, Realm, Service, "repository:a:pull", null, Timeout, CancellationToken.None));
-        Assert.Equal("t2", await cache.GetAsync(invoker, Realm, Service, "repository:b:pull", null, Timeout, CancellationToken.None));
-        Assert.Equal("t1", await cache.GetAsync(invoker, Realm, Service, "repository:a:pull", null, Timeout, CancellationToken.None));
+        Assert.Equal("t1", await Token(cache.GetAsync(invoker, Realm, Service, "repository:a:pull", null, Timeout, CancellationToken.None)));
+        Assert.Equal("t2", await Token(cache.GetAsync(invoker, Realm, Service, "repository:b:pull", null, Timeout, CancellationToken.None)));
+        Assert.Equal("t1", await Token(cache.GetAsync(invoker, Realm, Service, "repository:a:pull", null, Timeout, CancellationToken.None)));
 
         Assert.Equal(2, handler.Requests.Count);
     }
@@ -141,7 +141,7 @@ public sealed class TokenCacheTests
         var cache = new TokenCache(_time, NullLogger.Instance);
         var credentials = new AuthenticationHeaderValue("Basic", "dXNlcjpwYXNz");
 
-        await cache.GetAsync(invoker, "https://auth.test/token?account=me", Service, Scope, credentials, Timeout, CancellationToken.None);
+        await Token(cache.GetAsync(invoker, "https://auth.test/token?account=me", Service, Scope, credentials, Timeout, CancellationToken.None));
 
         var request = Assert.Single(handler.Requests);
         Assert.Equal(HttpMethod.Get, request.Method);
@@ -159,7 +159,7 @@ public sealed class TokenCacheTests
         var (handler, invoker) = TokenServer(_ => """{"token":"t"}""");
         var cache = new TokenCache(_time, NullLogger.Instance);
 
-        Assert.Equal("t", await cache.GetAsync(invoker, Realm, null, Scope, null, Timeout, CancellationToken.None));
+        Assert.Equal("t", await Token(cache.GetAsync(invoker, Realm, null, Scope, null, Timeout, CancellationToken.None)));
 
         var query = QueryHelpers.ParseQuery(Assert.Single(handler.Requests).Uri.Query);
         Assert.Equal(Scope, query["scope"].ToString());
@@ -196,7 +196,7 @@ public sealed class TokenCacheTests
         var (handler, invoker) = TokenServer(_ => """{"token":"t"}""");
         var cache = new TokenCache(_time, NullLogger.Instance);
 
-        Assert.Null(await cache.GetAsync(invoker, realm, Service, Scope, null, Timeout, CancellationToken.None));
+        Assert.Null(await Token(cache.GetAsync(invoker, realm, Service, Scope, null, Timeout, CancellationToken.None)));
         Assert.Empty(handler.Requests);
     }
 
@@ -235,8 +235,57 @@ public sealed class TokenCacheTests
         Assert.Equal(2, handler.Requests.Count);
     }
 
-    private static Task<string?> GetAsync(TokenCache cache, HttpMessageInvoker invoker) =>
-        cache.GetAsync(invoker, Realm, Service, Scope, null, Timeout, CancellationToken.None).AsTask();
+    private static async Task<string?> GetAsync(TokenCache cache, HttpMessageInvoker invoker) =>
+        (await cache.GetAsync(invoker, Realm, Service, Scope, null, Timeout, CancellationToken.None)).Token;
+
+    private static async Task<string?> Token(ValueTask<TokenResult> result) => (await result).Token;
+
+    [Theory]
+    [InlineData(HttpStatusCode.Unauthorized, "{}", "Refused")]
+    [InlineData(HttpStatusCode.Forbidden, "{}", "Refused")]
+    [InlineData(HttpStatusCode.TooManyRequests, "{}", "RateLimited")]
+    [InlineData(HttpStatusCode.BadGateway, "{}", "ServerError")]
+    [InlineData(HttpStatusCode.OK, "<html><body>Log in to the ship's Wi-Fi</body></html>", "Unusable")]
+    [InlineData(HttpStatusCode.OK, "{}", "Unusable")]
+    public async Task GetAsync_FailedFetch_SaysWhy(HttpStatusCode status, string answer, string expected)
+    {
+        var handler = new FakeHttpHandler(_ => FakeHttpHandler.Json(answer, status));
+        using var invoker = new HttpMessageInvoker(handler);
+        var cache = new TokenCache(_time, NullLogger.Instance);
+
+        var result = await cache.GetAsync(invoker, Realm, Service, Scope, null, Timeout, CancellationToken.None);
+
+        Assert.Equal(Enum.Parse<TokenOutcome>(expected), result.Outcome);
+        Assert.Null(result.Token);
+        Assert.Contains("auth.test", result.Detail);
+    }
+
+    [Fact]
+    public async Task GetAsync_TokenServiceUnreachable_IsUnreachable()
+    {
+        var handler = new FakeHttpHandler(_ => throw new HttpRequestException(HttpRequestError.ConnectionError, "connection refused"));
+        using var invoker = new HttpMessageInvoker(handler);
+        var cache = new TokenCache(_time, NullLogger.Instance);
+
+        var result = await cache.GetAsync(invoker, Realm, Service, Scope, null, Timeout, CancellationToken.None);
+
+        Assert.Equal(TokenOutcome.Unreachable, result.Outcome);
+    }
+
+    [Fact]
+    public async Task GetAsync_EndlessRandomScopes_KeepsAtMostTheCap()
+    {
+        var (handler, invoker) = TokenServer(n => $$"""{"token":"t{{n}}","expires_in":3600}""");
+        var cache = new TokenCache(_time, NullLogger.Instance);
+
+        for (var i = 0; i < TokenCache.MaxTokens * 3; i++)
+        {
+            Assert.Equal(TokenOutcome.Ok, (await cache.GetAsync(invoker, Realm, Service, $"repository:random/{i}:pull", null, Timeout, CancellationToken.None)).Outcome);
+            Assert.True(cache.Count <= TokenCache.MaxTokens, $"{cache.Count} tokens after {i + 1} scopes");
+        }
+
+        Assert.Equal(TokenCache.MaxTokens * 3, handler.Requests.Count);
+    }
 
     /// <summary>A token service answering the n-th request (from 1) with <paramref name="answer"/>(n).</summary>
     private static (FakeHttpHandler Handler, HttpMessageInvoker Invoker) TokenServer(Func<int, string> answer)

@@ -1,11 +1,13 @@
 using MirrorProxy.Cache;
 using MirrorProxy.Hosting;
 using MirrorProxy.Tests.Support;
+using MirrorProxy.PullThrough;
 using MirrorProxy.Upstream;
 
 namespace MirrorProxy.Tests.Hosting;
 
-public sealed class MirrorProxyOptionsValidatorTests
+/// <summary>Every feature's options validator, run together over one configuration as the host runs them at start.</summary>
+public sealed class FeatureOptionsValidationTests
 {
     [Fact]
     public void Validate_SoundConfiguration_Succeeds()
@@ -277,10 +279,10 @@ public sealed class MirrorProxyOptionsValidatorTests
     [InlineData("a_b", false)]
     public void IsRoutableName_Namespace_FollowsHostGrammar(string name, bool expected)
     {
-        Assert.Equal(expected, MirrorProxyOptionsValidator.IsRoutableName(name));
+        Assert.Equal(expected, UpstreamSetOptionsValidator.IsRoutableName(name));
     }
 
-    private static MirrorProxyOptions Valid() => new()
+    private static Configuration Valid() => new()
     {
         Listen = ":5000",
         Upstreams =
@@ -291,10 +293,9 @@ public sealed class MirrorProxyOptionsValidatorTests
         Cache = new CacheOptions { Path = "cache" },
     };
 
-    private static Microsoft.Extensions.Options.ValidateOptionsResult Validate(MirrorProxyOptions options) =>
-        new MirrorProxyOptionsValidator().Validate(null, options);
+    private static Microsoft.Extensions.Options.ValidateOptionsResult Validate(Configuration options) => options.Validate();
 
-    private static string AssertSingleFailure(MirrorProxyOptions options, string keyPrefix)
+    private static string AssertSingleFailure(Configuration options, string keyPrefix)
     {
         var result = Validate(options);
 
@@ -302,5 +303,39 @@ public sealed class MirrorProxyOptionsValidatorTests
         var failure = Assert.Single(result.Failures!);
         Assert.StartsWith(keyPrefix, failure);
         return failure;
+    }
+
+    /// <summary>The options of the features whose validators these tests cover, set as one configuration.</summary>
+    internal sealed class Configuration
+    {
+        public ServerOptions Server { get; } = new();
+
+        public UpstreamSetOptions UpstreamSet { get; } = new();
+
+        public PullThroughOptions PullThrough { get; } = new();
+
+        public CacheOptions Cache { get; set; } = new();
+
+        public string Listen { get => Server.Listen; set => Server.Listen = value; }
+
+        public List<UpstreamOptions> Upstreams { get => UpstreamSet.Upstreams; set => UpstreamSet.Upstreams = value; }
+
+        public string? DefaultUpstream { get => UpstreamSet.DefaultUpstream; set => UpstreamSet.DefaultUpstream = value; }
+
+        public TimeSpan TagTtl { get => PullThrough.TagTtl; set => PullThrough.TagTtl = value; }
+
+        public List<TagTtlRule> TagTtlRules { get => PullThrough.TagTtlRules; set => PullThrough.TagTtlRules = value; }
+
+        public Microsoft.Extensions.Options.ValidateOptionsResult Validate()
+        {
+            var failures = new[]
+            {
+                new ServerOptionsValidator().Validate(null, Server),
+                new UpstreamSetOptionsValidator().Validate(null, UpstreamSet),
+                new PullThroughOptionsValidator(Microsoft.Extensions.Options.Options.Create(UpstreamSet)).Validate(null, PullThrough),
+                new CacheOptionsValidator().Validate(null, Cache),
+            }.Where(r => r.Failed).SelectMany(r => r.Failures!).ToList();
+            return failures.Count == 0 ? Microsoft.Extensions.Options.ValidateOptionsResult.Success : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(failures);
+        }
     }
 }

@@ -1,45 +1,32 @@
-using System.Numerics;
-using MirrorProxy.Oci;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
+using MirrorProxy.Hosting;
+using MirrorProxy.Oci;
 
-namespace MirrorProxy.Hosting;
+namespace MirrorProxy.Upstream;
 
-/// <summary>Checks the whole configuration at start; every failure names its configuration key.</summary>
-internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxyOptions>
+/// <summary>The upstream registries. Keys <c>MirrorProxy:Upstreams</c> and <c>MirrorProxy:DefaultUpstream</c>.</summary>
+public sealed class UpstreamSetOptions
 {
-    private const string Root = MirrorProxyOptions.SectionName;
+    public List<UpstreamOptions> Upstreams { get; set; } = [];
 
-    public ValidateOptionsResult Validate(string? name, MirrorProxyOptions options)
+    /// <summary>Name of the upstream that serves requests neither <c>ns</c> nor a path prefix route. Defaults to the first upstream.</summary>
+    public string? DefaultUpstream { get; set; }
+
+    /// <summary>Every name and alias, for the validators of other features.</summary>
+    internal HashSet<string> AllNames() =>
+        Upstreams.SelectMany(u => u.Aliases.Prepend(u.Name)).Where(n => n.Length > 0).ToHashSet(StringComparer.OrdinalIgnoreCase);
+}
+
+/// <summary>Checks the upstreams at start; every failure names its key. Never prints a credential.</summary>
+internal sealed class UpstreamSetOptionsValidator : IValidateOptions<UpstreamSetOptions>
+{
+    private const string Root = ServerOptions.SectionName;
+
+    public ValidateOptionsResult Validate(string? name, UpstreamSetOptions options)
     {
         var failures = new List<string>();
-
-        if (!ListenAddress.TryParse(options.Listen, out _, out var listenError))
-        {
-            failures.Add($"{Root}:Listen: {listenError}");
-        }
-
-        if (options.Tls.Enabled)
-        {
-            if (options.Tls.CertificateFile is null || options.Tls.KeyFile is null)
-            {
-                failures.Add($"{Root}:Tls: set both CertificateFile and KeyFile (--tls-cert and --tls-key)");
-            }
-            else if (ServerCertificateProvider.TryValidate(options.Tls.CertificateFile, options.Tls.KeyFile) is { } tlsError)
-            {
-                failures.Add($"{Root}:Tls:CertificateFile: cannot use '{options.Tls.CertificateFile}' with '{options.Tls.KeyFile}': {tlsError}");
-            }
-
-            if (options.Tls.ReloadInterval <= TimeSpan.Zero)
-            {
-                failures.Add($"{Root}:Tls:ReloadInterval: must be positive");
-            }
-        }
-
-        if (options.PlainListen is { } plain && !ListenAddress.TryParse(plain, out _, out var plainError))
-        {
-            failures.Add($"{Root}:PlainListen: {plainError}");
-        }
-
         if (options.Upstreams.Count == 0)
         {
             failures.Add($"{Root}:Upstreams: at least one upstream is required");
@@ -56,80 +43,10 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
             failures.Add($"{Root}:DefaultUpstream: '{defaultUpstream}' is not the name or alias of a configured upstream");
         }
 
-        if (options.TagTtl < TimeSpan.Zero)
-        {
-            failures.Add($"{Root}:TagTtl: must not be negative");
-        }
-
-        for (var i = 0; i < options.TagTtlRules.Count; i++)
-        {
-            var rule = options.TagTtlRules[i];
-            if (rule.Ttl < TimeSpan.Zero)
-            {
-                failures.Add($"{Root}:TagTtlRules:{i}:Ttl: must not be negative");
-            }
-
-            if (rule.Upstream is { Length: > 0 } upstream && !names.Contains(upstream))
-            {
-                failures.Add($"{Root}:TagTtlRules:{i}:Upstream: '{upstream}' is not the name or alias of a configured upstream");
-            }
-        }
-
-        if (options.Admin.Token is not null && options.Admin.TokenFile is not null)
-        {
-            failures.Add($"{Root}:Admin: set Token or TokenFile, not both");
-        }
-
-        if (options.Admin.TokenFile is { } tokenFile && !File.Exists(tokenFile))
-        {
-            failures.Add($"{Root}:Admin:TokenFile: '{tokenFile}' does not exist");
-        }
-
-        if (options.LogFormat is not ("text" or "json"))
-        {
-            failures.Add($"{Root}:LogFormat: must be text or json, got '{options.LogFormat}'");
-        }
-
-        var cache = options.Cache;
-        if (string.IsNullOrWhiteSpace(cache.Path))
-        {
-            failures.Add($"{Root}:Cache:Path: a directory is required");
-        }
-
-        if (cache.IndexSizeBytes < 1 << 16 || !BitOperations.IsPow2(cache.IndexSizeBytes))
-        {
-            failures.Add($"{Root}:Cache:IndexSizeBytes: must be a power of two of at least 65536, got {cache.IndexSizeBytes}");
-        }
-
-        if (cache.LogMemoryBytes < 1 << 18 || !BitOperations.IsPow2(cache.LogMemoryBytes))
-        {
-            failures.Add($"{Root}:Cache:LogMemoryBytes: must be a power of two of at least 262144, got {cache.LogMemoryBytes}");
-        }
-
-        if (cache.MaxSize is { Bytes: <= 0 })
-        {
-            failures.Add($"{Root}:Cache:MaxSize: must be positive, got {cache.MaxSize}");
-        }
-
-        if (cache.EvictionGracePeriod < TimeSpan.Zero)
-        {
-            failures.Add($"{Root}:Cache:EvictionGracePeriod: must not be negative");
-        }
-
-        if (cache.EvictionInterval <= TimeSpan.Zero)
-        {
-            failures.Add($"{Root}:Cache:EvictionInterval: must be positive");
-        }
-
-        if (cache.CheckpointInterval <= TimeSpan.Zero)
-        {
-            failures.Add($"{Root}:Cache:CheckpointInterval: must be positive");
-        }
-
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
-    private static void ValidateUpstream(Upstream.UpstreamOptions upstream, string key, HashSet<string> names, List<string> failures)
+    private static void ValidateUpstream(UpstreamOptions upstream, string key, HashSet<string> names, List<string> failures)
     {
         if (string.IsNullOrWhiteSpace(upstream.Name))
         {
@@ -152,7 +69,12 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
 
         if (!Uri.TryCreate(upstream.Url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
-            failures.Add($"{key}:Url: '{upstream.Url}' is not an absolute http:// or https:// URL");
+            // The URL itself is not echoed: a malformed one may still carry a password.
+            failures.Add($"{key}:Url: not an absolute http:// or https:// URL");
+        }
+        else if (!string.IsNullOrEmpty(uri.UserInfo))
+        {
+            failures.Add($"{key}:Url: must not carry credentials (user:password@); set {key}:Username and Password or PasswordFile");
         }
         else if (!string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.Fragment))
         {
@@ -182,14 +104,14 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
         {
             try
             {
-                var bundle = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+                var bundle = new X509Certificate2Collection();
                 bundle.ImportFromPemFile(caFile);
                 if (bundle.Count == 0)
                 {
                     failures.Add($"{key}:CaFile: '{caFile}' holds no PEM certificate");
                 }
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
             {
                 failures.Add($"{key}:CaFile: cannot read '{caFile}': {ex.Message}");
             }
@@ -208,6 +130,12 @@ internal sealed class MirrorProxyOptionsValidator : IValidateOptions<MirrorProxy
         CheckPositive(upstream.RequestTimeout, $"{key}:RequestTimeout", failures);
         CheckPositive(upstream.BlobRequestTimeout, $"{key}:BlobRequestTimeout", failures);
         CheckPositive(upstream.BlobIdleTimeout, $"{key}:BlobIdleTimeout", failures);
+        CheckPositive(upstream.MinBlobThroughputWindow, $"{key}:MinBlobThroughputWindow", failures);
+        if (upstream.MinBlobThroughput.Bytes < 0)
+        {
+            failures.Add($"{key}:MinBlobThroughput: must not be negative, got {upstream.MinBlobThroughput}");
+        }
+
         if (upstream.TagTtl < TimeSpan.Zero)
         {
             failures.Add($"{key}:TagTtl: must not be negative");

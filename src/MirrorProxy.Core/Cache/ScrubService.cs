@@ -1,0 +1,149 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MirrorProxy.Storage;
+
+namespace MirrorProxy.Cache;
+
+/// <summary>What one scrub round found.</summary>
+internal readonly record struct ScrubReport(long Objects, long Bytes, int Damaged, DateTimeOffset Completed);
+
+/// <summary>
+/// Re-hashes every cached object in the background at <c>Cache:ScrubRate</c> bytes a second, one round every
+/// <c>Cache:ScrubInterval</c> (the time of the last completed round survives restarts), and quarantines what does
+/// not verify or has another size than indexed: a flipped bit on an SD card is found before a node pulls it.
+/// </summary>
+internal sealed partial class ScrubService : BackgroundService
+{
+    private const string StateKey = MetadataKeys.StatePrefix + "/scrub-completed";
+
+    private readonly MirrorCache _cache;
+    private readonly TimeProvider _time;
+    private readonly CacheOptions _options;
+    private readonly ILogger<ScrubService> _logger;
+    private ScrubReport? _last;
+
+    public ScrubService(MirrorCache cache, TimeProvider time, IOptions<CacheOptions> options, ILogger<ScrubService> logger)
+    {
+        _cache = cache;
+        _time = time;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <summary>The last round completed by this process.</summary>
+    public ScrubReport? LastRound => _last;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_options.ScrubRate.Bytes <= 0)
+        {
+            return;
+        }
+
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var lastCompleted = await ReadLastCompletedAsync(stoppingToken).ConfigureAwait(false);
+                var due = lastCompleted + _options.ScrubInterval - _time.GetUtcNow();
+                if (due > TimeSpan.Zero)
+                {
+                    await Task.Delay(due, _time, stoppingToken).ConfigureAwait(false);
+                }
+
+                _last = await ScrubAsync(stoppingToken).ConfigureAwait(false);
+                var completed = Encoding.ASCII.GetBytes(_last.Value.Completed.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+                await _cache.Metadata.WriteAsync(StateKey, completed, stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task<DateTimeOffset> ReadLastCompletedAsync(CancellationToken cancellationToken)
+    {
+        var document = await _cache.Metadata.ReadAsync(StateKey, 64, cancellationToken).ConfigureAwait(false);
+        return document is not null && long.TryParse(document, NumberStyles.None, CultureInfo.InvariantCulture, out var milliseconds)
+            ? DateTimeOffset.FromUnixTimeMilliseconds(milliseconds)
+            : DateTimeOffset.MinValue;
+    }
+
+    /// <summary>One round over every stored object.</summary>
+    internal async Task<ScrubReport> ScrubAsync(CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        long objects = 0, bytes = 0;
+        var damaged = 0;
+        try
+        {
+            await foreach (var stored in _cache.Store.EnumerateAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var verdict = await VerifyAsync(stored, buffer, started, bytes, cancellationToken).ConfigureAwait(false);
+                objects++;
+                bytes += stored.Size;
+                if (verdict is { } reason)
+                {
+                    damaged++;
+                    await _cache.QuarantineAsync(stored.Digest, stored.Size, reason, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        var report = new ScrubReport(objects, bytes, damaged, _time.GetUtcNow());
+        Log.RoundCompleted(_logger, objects, bytes, damaged, _time.GetElapsedTime(started).TotalSeconds);
+        return report;
+    }
+
+    /// <summary>Hashes one object at the bounded rate. Null when it verifies (or cannot be judged); else why it is damaged.</summary>
+    private async Task<QuarantineReason?> VerifyAsync(StoredObject stored, byte[] buffer, long started, long bytesBefore, CancellationToken cancellationToken)
+    {
+        if (await _cache.Index.GetContentAsync(stored.Digest).ConfigureAwait(false) is { } entry && entry.Size != stored.Size)
+        {
+            return QuarantineReason.Size;
+        }
+
+        var result = await ContentVerifier.VerifyAsync(_cache.Store, stored, buffer, (read, ct) => PaceAsync(started, bytesBefore + read, ct), cancellationToken)
+            .ConfigureAwait(false);
+        switch (result)
+        {
+            case VerifyResult.WrongSize:
+                return QuarantineReason.Size;
+            case VerifyResult.WrongDigest:
+                return QuarantineReason.Digest;
+            case VerifyResult.Unreadable:
+                Log.Unreadable(_logger, stored.Digest.Value);
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    private async ValueTask PaceAsync(long started, long bytes, CancellationToken cancellationToken)
+    {
+        var due = TimeSpan.FromSeconds((double)bytes / _options.ScrubRate.Bytes);
+        var ahead = due - _time.GetElapsedTime(started);
+        if (ahead > TimeSpan.FromMilliseconds(5))
+        {
+            await Task.Delay(ahead, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2040, LogLevel.Information, "Scrub round done: {Objects} objects, {Bytes} bytes re-hashed, {Damaged} damaged and quarantined, in {ElapsedSeconds:0.#} s")]
+        public static partial void RoundCompleted(ILogger logger, long objects, long bytes, int damaged, double elapsedSeconds);
+
+        [LoggerMessage(2041, LogLevel.Warning, "Scrub could not read {Digest}")]
+        public static partial void Unreadable(ILogger logger, string digest);
+    }
+}

@@ -1,0 +1,368 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+using MirrorProxy.Oci;
+
+namespace MirrorProxy.Storage;
+
+/// <summary>How the index came up.</summary>
+internal enum IndexRecovery
+{
+    /// <summary>Recovered from the checkpoint of a clean stop: it agrees with the files.</summary>
+    Clean,
+    /// <summary>Recovered from a checkpoint older than the files (the process was killed): it may lag behind them.</summary>
+    Stale,
+    /// <summary>No usable checkpoint (first start, or a damaged index that was discarded): empty.</summary>
+    Empty,
+}
+
+/// <summary>
+/// The cache's one index, in FASTER (<c>FasterKV&lt;SpanByte, SpanByte&gt;</c>, values inline in the hybrid log, memory
+/// budget fixed by configuration): content entries (size, kind, media type, last access), tags, and small state
+/// records. It is a cache of what the files say, never the truth: when it cannot be recovered it is wiped and
+/// rebuilt from them, and callers check the files on every miss. Nothing here grows with the number of entries but
+/// FASTER's own overflow buckets when the hash table is sized too small for the cache.
+/// </summary>
+internal sealed partial class CacheIndex : IDisposable
+{
+    private const string CleanMarker = "clean-stop";
+
+    private readonly string _directory;
+    private readonly FasterKVSettings<SpanByte, SpanByte> _settings;
+    private readonly FasterKV<SpanByte, SpanByte> _store;
+    private readonly ConcurrentBag<Session> _sessions = [];
+    private readonly ILogger _logger;
+    private long _changes;
+    private long _checkpointedChanges;
+    private long _sizeAfterCompaction;
+    private bool _hasIndexCheckpoint;
+
+    // Compaction truncates the log a scan may be reading: one at a time.
+    private readonly Lock _logGate = new();
+
+    private sealed class Functions : SpanByteFunctions_ByteArrayOutput<Empty>;
+
+    private sealed class Session(ClientSession<SpanByte, SpanByte, SpanByte, byte[], Empty, Functions> inner)
+    {
+        public ClientSession<SpanByte, SpanByte, SpanByte, byte[], Empty, Functions> Inner { get; } = inner;
+    }
+
+    private CacheIndex(string directory, FasterKVSettings<SpanByte, SpanByte> settings, FasterKV<SpanByte, SpanByte> store, IndexRecovery recovery, ILogger logger)
+    {
+        _directory = directory;
+        _settings = settings;
+        _store = store;
+        Recovery = recovery;
+        _logger = logger;
+        _sizeAfterCompaction = LogBytes;
+        _hasIndexCheckpoint = recovery != IndexRecovery.Empty;
+    }
+
+    public IndexRecovery Recovery { get; }
+
+    /// <summary>Bytes of log between its begin and tail: what compaction keeps bounded.</summary>
+    public long LogBytes => _store.Log.TailAddress - _store.Log.BeginAddress;
+
+    /// <summary>Opens the index in <paramref name="directory"/>, discarding it when recovery fails.</summary>
+    public static CacheIndex Open(string directory, IndexSettings settings, ILogger logger)
+    {
+        Directory.CreateDirectory(directory);
+        var marker = Path.Combine(directory, CleanMarker);
+        var clean = File.Exists(marker);
+        var checkpoints = Path.Combine(directory, "checkpoints");
+        var hasCheckpoint = Directory.Exists(checkpoints) && Directory.EnumerateFileSystemEntries(checkpoints).Any();
+        try
+        {
+            // From here on the index is ahead of any clean-stop checkpoint until the next clean stop.
+            File.Delete(marker);
+            return Create(directory, settings, recover: hasCheckpoint, clean, logger);
+        }
+        catch (Exception ex) when (ex is FasterException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException
+            or NullReferenceException or InvalidDataException or FormatException)
+        {
+            // FASTER throws assorted exceptions on damaged checkpoints. The files are the truth: start over.
+            Log.IndexDiscarded(logger, directory, ex.Message);
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+
+            return Create(directory, settings, recover: false, clean: false, logger);
+        }
+    }
+
+    private static CacheIndex Create(string directory, IndexSettings options, bool recover, bool clean, ILogger logger)
+    {
+        Directory.CreateDirectory(directory);
+        var settings = new FasterKVSettings<SpanByte, SpanByte>(directory, deleteDirOnDispose: false, logger: null)
+        {
+            IndexSize = options.IndexSizeBytes,
+            PageSize = 1L << 16,
+            MemorySize = options.LogMemoryBytes,
+            SegmentSize = 1L << 22,
+            MutableFraction = 0.5,
+            RemoveOutdatedCheckpoints = true,
+            TryRecoverLatest = recover,
+        };
+
+        try
+        {
+            var store = new FasterKV<SpanByte, SpanByte>(settings);
+            var recovered = recover && store.RecoveredVersion > 1;
+            var recovery = !recovered ? IndexRecovery.Empty : clean ? IndexRecovery.Clean : IndexRecovery.Stale;
+            return new CacheIndex(directory, settings, store, recovery, logger);
+        }
+        catch
+        {
+            settings.Dispose();
+            throw;
+        }
+    }
+
+    public async ValueTask<ContentEntry?> GetContentAsync(Digest digest)
+    {
+        Span<byte> key = stackalloc byte[IndexRecords.MaxContentKeyLength];
+        var length = IndexRecords.WriteContentKey(digest, key);
+        var value = await GetAsync(key[..length].ToArray()).ConfigureAwait(false);
+        return value is not null && IndexRecords.TryReadContentValue(value, out var entry) ? entry : null;
+    }
+
+    public void PutContent(Digest digest, in ContentEntry entry)
+    {
+        Span<byte> key = stackalloc byte[IndexRecords.MaxContentKeyLength];
+        var length = IndexRecords.WriteContentKey(digest, key);
+        Upsert(key[..length], IndexRecords.ContentValue(entry));
+    }
+
+    public void DeleteContent(Digest digest)
+    {
+        Span<byte> key = stackalloc byte[IndexRecords.MaxContentKeyLength];
+        var length = IndexRecords.WriteContentKey(digest, key);
+        Delete(key[..length]);
+    }
+
+    public async ValueTask<TagRecord?> GetTagAsync(string upstream, string repository, string tag)
+    {
+        var value = await GetAsync(TagKey(upstream, repository, tag)).ConfigureAwait(false);
+        return value is not null && IndexRecords.TryReadTagValue(value, out var record) ? record : null;
+    }
+
+    public void PutTag(string upstream, string repository, string tag, TagRecord record) =>
+        Upsert(TagKey(upstream, repository, tag), IndexRecords.TagValue(record));
+
+    public void DeleteTag(string upstream, string repository, string tag) => Delete(TagKey(upstream, repository, tag));
+
+    /// <summary>Reads a named pair of counters (totals kept across restarts).</summary>
+    public async ValueTask<(long First, long Second)?> GetStateAsync(string name)
+    {
+        var value = await GetAsync(IndexRecords.StateKey(name)).ConfigureAwait(false);
+        return value is { Length: 17 } && value[0] == 1
+            ? (BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(1)), BinaryPrimitives.ReadInt64LittleEndian(value.AsSpan(9)))
+            : null;
+    }
+
+    /// <summary>Writes a named pair of counters. Not a change of its own: it is saved with the next checkpoint.</summary>
+    public void PutState(string name, long first, long second)
+    {
+        Span<byte> value = stackalloc byte[17];
+        value[0] = 1;
+        BinaryPrimitives.WriteInt64LittleEndian(value[1..], first);
+        BinaryPrimitives.WriteInt64LittleEndian(value[9..], second);
+        Upsert(IndexRecords.StateKey(name), value, counted: false);
+    }
+
+    private static byte[] TagKey(string upstream, string repository, string tag)
+    {
+        var key = new byte[IndexRecords.TagKeyLength(upstream, repository, tag)];
+        IndexRecords.WriteTagKey(upstream, repository, tag, key);
+        return key;
+    }
+
+    private async ValueTask<byte[]?> GetAsync(byte[] key)
+    {
+        var session = Rent();
+        try
+        {
+            SpanByte input = default;
+            byte[] output = null!;
+            var status = session.Inner.Read(key, ref input, ref output, Empty.Default);
+            if (status.IsPending)
+            {
+                // The record is on disk: FASTER keeps its own copy of the key for the pending read.
+                using var outputs = await session.Inner.CompletePendingWithOutputsAsync().ConfigureAwait(false);
+                while (outputs.Next())
+                {
+                    ref var completed = ref outputs.Current;
+                    if (completed.Status.Found)
+                    {
+                        return completed.Output;
+                    }
+                }
+
+                return null;
+            }
+
+            return status.Found ? output : null;
+        }
+        finally
+        {
+            Return(session);
+        }
+    }
+
+    private void Upsert(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, bool counted = true)
+    {
+        var session = Rent();
+        try
+        {
+            session.Inner.Upsert(key, value, Empty.Default);
+            if (counted)
+            {
+                Interlocked.Increment(ref _changes);
+            }
+        }
+        finally
+        {
+            Return(session);
+        }
+    }
+
+    private void Delete(ReadOnlySpan<byte> key)
+    {
+        var session = Rent();
+        try
+        {
+            session.Inner.Delete(key, Empty.Default);
+            Interlocked.Increment(ref _changes);
+        }
+        finally
+        {
+            Return(session);
+        }
+    }
+
+    /// <summary>
+    /// Writes a checkpoint when anything changed since the last one: the log only (cheap; recovery replays it onto
+    /// the last index checkpoint), or <paramref name="full"/> with the hash index too. The first checkpoint of a new
+    /// index is always full: log checkpoints need an index checkpoint under them.
+    /// </summary>
+    public async Task CheckpointAsync(bool full, CancellationToken cancellationToken)
+    {
+        full |= !Volatile.Read(ref _hasIndexCheckpoint);
+        var changes = Interlocked.Read(ref _changes);
+        if (changes == Interlocked.Read(ref _checkpointedChanges) && !full)
+        {
+            return;
+        }
+
+        var (success, _) = full
+            ? await _store.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false)
+            : await _store.TakeHybridLogCheckpointAsync(CheckpointType.FoldOver, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (success)
+        {
+            Interlocked.Exchange(ref _checkpointedChanges, changes);
+            Volatile.Write(ref _hasIndexCheckpoint, _hasIndexCheckpoint || full);
+        }
+    }
+
+    /// <summary>The final checkpoint of a clean stop, and the mark that says the index agrees with the files.</summary>
+    public async Task CloseCleanlyAsync(CancellationToken cancellationToken)
+    {
+        await CheckpointAsync(full: true, cancellationToken).ConfigureAwait(false);
+        await File.WriteAllBytesAsync(Path.Combine(_directory, CleanMarker), [], cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Whether the log has grown to twice what it held after the last compaction (and past
+    /// <paramref name="minimumBytes"/>): then rewriting the live records at the tail roughly halves it.
+    /// </summary>
+    public bool NeedsCompaction(long minimumBytes) => LogBytes > Math.Max(minimumBytes, 2 * Interlocked.Read(ref _sizeAfterCompaction));
+
+    /// <summary>
+    /// Copies the live records of the immutable part of the log to its tail and drops the rest from disk
+    /// (FASTER's lookup compaction: memory stays bounded). Synchronous: run it off the request path.
+    /// Returns the log bytes before and after.
+    /// </summary>
+    public (long Before, long After) Compact()
+    {
+        using var scope = _logGate.EnterScope();
+        var before = LogBytes;
+        var until = _store.Log.SafeReadOnlyAddress;
+        if (until > _store.Log.BeginAddress)
+        {
+            using var session = _store.For(new Functions()).NewSession<Functions>();
+            session.Compact(until, CompactionType.Lookup);
+            _store.Log.Truncate();
+            Interlocked.Increment(ref _changes);
+        }
+
+        var after = LogBytes;
+        Interlocked.Exchange(ref _sizeAfterCompaction, after);
+        return (before, after);
+    }
+
+    /// <summary>
+    /// Calls <paramref name="visit"/> with every content record in the log, oldest first. A key can appear more
+    /// than once (older versions that compaction has not removed yet), and a deleted key is reported with
+    /// <c>deleted</c> set; callers that need the current state read the key again. Synchronous: run it off the
+    /// request path. Memory: one page buffer.
+    /// </summary>
+    public long ScanContent<TVisitor>(ref TVisitor visit) where TVisitor : struct, IContentVisitor
+    {
+        using var scope = _logGate.EnterScope();
+        var records = 0L;
+        using var iterator = _store.Log.Scan(_store.Log.BeginAddress, _store.Log.TailAddress);
+        while (iterator.GetNext(out var info))
+        {
+            ref var key = ref iterator.GetKey();
+            var keySpan = key.AsReadOnlySpan();
+            if (keySpan.Length == 0 || keySpan[0] != IndexRecords.ContentKeyKind)
+            {
+                continue;
+            }
+
+            records++;
+            if (info.Tombstone)
+            {
+                visit.Visit(keySpan, deleted: true, size: 0, lastAccessMilliseconds: 0);
+            }
+            else if (IndexRecords.TryReadContentAccess(iterator.GetValue().AsReadOnlySpan(), out var size, out var lastAccess))
+            {
+                visit.Visit(keySpan, deleted: false, size, lastAccess);
+            }
+        }
+
+        return records;
+    }
+
+    private Session Rent() => _sessions.TryTake(out var session) ? session : new Session(_store.For(new Functions()).NewSession<Functions>());
+
+    private void Return(Session session) => _sessions.Add(session);
+
+    public void Dispose()
+    {
+        while (_sessions.TryTake(out var session))
+        {
+            session.Inner.Dispose();
+        }
+
+        _store.Dispose();
+        _settings.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2001, LogLevel.Warning, "Cache index in {Directory} could not be recovered and is rebuilt from the files: {Reason}")]
+        public static partial void IndexDiscarded(ILogger logger, string directory, string reason);
+    }
+}
+
+/// <summary>Receives content records from <see cref="CacheIndex.ScanContent"/>.</summary>
+internal interface IContentVisitor
+{
+    void Visit(ReadOnlySpan<byte> key, bool deleted, long size, long lastAccessMilliseconds);
+}
+
+/// <summary>The index's sizes, fixed at start.</summary>
+internal readonly record struct IndexSettings(long IndexSizeBytes, long LogMemoryBytes);

@@ -1,0 +1,389 @@
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using MirrorProxy.Oci;
+
+namespace MirrorProxy.Storage;
+
+/// <summary>
+/// Content in files: <c>blobs/&lt;algorithm&gt;/&lt;first two hex digits&gt;/&lt;hex&gt;</c>, with a <c>.type</c> file beside
+/// manifests. New objects are written to <c>tmp/</c>, hashed as they arrive, flushed, then renamed into place, so a
+/// crash leaves either the old state or the new one; <c>tmp/</c> is emptied at start. Damaged objects move to
+/// <c>quarantine/</c>, which keeps the newest few for inspection.
+/// </summary>
+internal sealed partial class FileContentStore : IContentStore
+{
+    private const string TypeSuffix = ".type";
+    private const int QuarantineKept = 32;
+
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+
+    public FileContentStore(CacheLayout layout, TimeProvider time, ILogger<FileContentStore> logger)
+    {
+        Layout = layout;
+        _time = time;
+        _logger = logger;
+    }
+
+    public CacheLayout Layout { get; }
+
+    public ValueTask<ContentStat> StatAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var info = new FileInfo(Layout.BlobPath(digest));
+            return ValueTask.FromResult(info.Exists ? new ContentStat(StorageStatus.Ok, info.Length) : new ContentStat(StorageStatus.NotFound, 0));
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            return ValueTask.FromResult(new ContentStat(StorageErrors.Classify(ex), 0));
+        }
+    }
+
+    public ValueTask<(StorageStatus Status, IContentReader? Reader)> OpenReadAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(Layout.BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.Asynchronous);
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            return ValueTask.FromResult<(StorageStatus, IContentReader?)>((StorageErrors.Classify(ex), null));
+        }
+
+        long length;
+        try
+        {
+            length = RandomAccess.GetLength(handle);
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            handle.Dispose();
+            return ValueTask.FromResult<(StorageStatus, IContentReader?)>((StorageErrors.Classify(ex), null));
+        }
+
+        if (expectedSize is { } expected && expected != length)
+        {
+            handle.Dispose();
+            return ValueTask.FromResult<(StorageStatus, IContentReader?)>((StorageStatus.Mismatch, null));
+        }
+
+        return ValueTask.FromResult<(StorageStatus, IContentReader?)>((StorageStatus.Ok, new FileContentReader(handle, length)));
+    }
+
+    public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken)
+    {
+        var temp = Layout.NewTempPath();
+        try
+        {
+            var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete, FileOptions.Asynchronous);
+            return ValueTask.FromResult<(StorageStatus, IContentWriter?)>((StorageStatus.Ok, new FileContentWriter(this, digest, expectedSize, temp, handle)));
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            var status = StorageErrors.Classify(ex);
+            Log.WriteFailed(_logger, digest.Value, status, ex.Message);
+            return ValueTask.FromResult<(StorageStatus, IContentWriter?)>((status == StorageStatus.NotFound ? StorageStatus.IoError : status, null));
+        }
+    }
+
+    public async ValueTask<string?> GetMediaTypeAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var text = await File.ReadAllTextAsync(Layout.BlobPath(digest) + TypeSuffix, cancellationToken).ConfigureAwait(false);
+            return text.Trim() is { Length: > 0 } mediaType ? mediaType : null;
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            return null;
+        }
+    }
+
+    public async ValueTask<StorageStatus> SetMediaTypeAsync(Digest digest, string mediaType, CancellationToken cancellationToken)
+    {
+        var path = Layout.BlobPath(digest) + TypeSuffix;
+        if (File.Exists(path))
+        {
+            return StorageStatus.Ok;
+        }
+
+        return await WriteAtomicallyAsync(path, Encoding.UTF8.GetBytes(mediaType), cancellationToken).ConfigureAwait(false);
+    }
+
+    public ValueTask<StorageStatus> DeleteAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        var path = Layout.BlobPath(digest);
+        try
+        {
+            var existed = File.Exists(path);
+            File.Delete(path);
+            File.Delete(path + TypeSuffix);
+            return ValueTask.FromResult(existed ? StorageStatus.Ok : StorageStatus.NotFound);
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            return ValueTask.FromResult(StorageErrors.Classify(ex));
+        }
+    }
+
+    public ValueTask<StorageStatus> QuarantineAsync(Digest digest, QuarantineReason reason, CancellationToken cancellationToken)
+    {
+        var path = Layout.BlobPath(digest);
+        try
+        {
+            Directory.CreateDirectory(Layout.QuarantineDirectory);
+            var target = Path.Combine(Layout.QuarantineDirectory,
+                $"{digest.Algorithm}-{digest.Encoded}-{reason.ToString().ToLowerInvariant()}-{_time.GetUtcNow().ToUnixTimeMilliseconds()}");
+            File.Move(path, target);
+            File.Delete(path + TypeSuffix);
+            TrimQuarantine();
+            return ValueTask.FromResult(StorageStatus.Ok);
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            // Not movable (a read-only disk, say): at least make sure it is never served again.
+            var status = StorageErrors.Classify(ex);
+            if (status != StorageStatus.NotFound)
+            {
+                try
+                {
+                    File.Delete(path);
+                }
+                catch (Exception deleteError) when (StorageErrors.IsStorageFailure(deleteError))
+                {
+                    Log.QuarantineFailed(_logger, digest.Value, deleteError.Message);
+                }
+            }
+
+            return ValueTask.FromResult(status);
+        }
+    }
+
+    private void TrimQuarantine()
+    {
+        var files = new DirectoryInfo(Layout.QuarantineDirectory).GetFiles();
+        if (files.Length <= QuarantineKept)
+        {
+            return;
+        }
+
+        foreach (var old in files.OrderByDescending(f => f.LastWriteTimeUtc).Skip(QuarantineKept))
+        {
+            old.Delete();
+        }
+    }
+
+    public async IAsyncEnumerable<StoredObject> EnumerateAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(Layout.BlobsDirectory))
+        {
+            yield break;
+        }
+
+        var options = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        foreach (var algorithmDirectory in new DirectoryInfo(Layout.BlobsDirectory).EnumerateDirectories())
+        {
+            var algorithm = algorithmDirectory.Name;
+            foreach (var shard in algorithmDirectory.EnumerateDirectories("*", options))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                foreach (var file in shard.EnumerateFiles("*", options))
+                {
+                    if (file.Name.EndsWith(TypeSuffix, StringComparison.Ordinal) || !Digest.TryParse(string.Concat(algorithm, ":", file.Name), out var digest))
+                    {
+                        continue;
+                    }
+
+                    yield return new StoredObject(digest, file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
+                }
+
+                // One shard at a time: give the thread back between directories.
+                await Task.Yield();
+            }
+        }
+    }
+
+    public long? FreeSpace() => Layout.FreeSpace();
+
+    public ValueTask<(StorageStatus Status, string? Error)> ProbeWritableAsync(CancellationToken cancellationToken)
+    {
+        var status = Layout.ProbeWritable(out var error);
+        return ValueTask.FromResult((status, error));
+    }
+
+    /// <summary>Writes a small file atomically: to <c>tmp/</c>, flushed, then renamed over <paramref name="path"/>.</summary>
+    internal async ValueTask<StorageStatus> WriteAtomicallyAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    {
+        var temp = Layout.NewTempPath();
+        try
+        {
+            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.Asynchronous))
+            {
+                await RandomAccess.WriteAsync(handle, content, 0, cancellationToken).ConfigureAwait(false);
+                if (Durability.Flush(handle) is not StorageStatus.Ok and var flushed)
+                {
+                    TryDelete(temp);
+                    Log.WriteFailed(_logger, path, flushed, "fsync failed");
+                    return flushed;
+                }
+            }
+
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.Move(temp, path, overwrite: true);
+            return StorageStatus.Ok;
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            TryDelete(temp);
+            var status = StorageErrors.Classify(ex);
+            Log.WriteFailed(_logger, path, status, ex.Message);
+            return status == StorageStatus.NotFound ? StorageStatus.IoError : status;
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            // tmp/ is emptied at the next start.
+        }
+    }
+
+    private sealed class FileContentReader(SafeFileHandle handle, long length) : IContentReader
+    {
+        public long Length { get; } = length;
+
+        public ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
+            RandomAccess.ReadAsync(handle, buffer, offset, cancellationToken);
+
+        public void Dispose() => handle.Dispose();
+    }
+
+    private sealed class FileContentWriter : IContentWriter
+    {
+        private readonly FileContentStore _store;
+        private readonly long? _expectedSize;
+        private readonly string _tempPath;
+        private readonly SafeFileHandle _handle;
+        private readonly IncrementalHash _hash;
+        private long _written;
+        private bool _published;
+
+        public FileContentWriter(FileContentStore store, Digest digest, long? expectedSize, string tempPath, SafeFileHandle handle)
+        {
+            _store = store;
+            Digest = digest;
+            _expectedSize = expectedSize;
+            _tempPath = tempPath;
+            _handle = handle;
+            _hash = digest.CreateHash();
+        }
+
+        public Digest Digest { get; }
+
+        public long Written => Volatile.Read(ref _written);
+
+        public async ValueTask<StorageStatus> WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            var offset = Written;
+            try
+            {
+                await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+            {
+                var status = StorageErrors.Classify(ex);
+                Log.WriteFailed(_store._logger, Digest.Value, status, ex.Message);
+                return status;
+            }
+
+            _hash.AppendData(data.Span);
+            Volatile.Write(ref _written, offset + data.Length);
+            return StorageStatus.Ok;
+        }
+
+        public ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
+            RandomAccess.ReadAsync(_handle, buffer, offset, cancellationToken);
+
+        public async ValueTask<StorageStatus> CommitAsync(string? mediaType, CancellationToken cancellationToken)
+        {
+            Span<byte> hash = stackalloc byte[64];
+            var length = _hash.GetHashAndReset(hash);
+            if (!Digest.MatchesHash(hash[..length]) || (_expectedSize is { } expected && expected != Written))
+            {
+                return StorageStatus.Mismatch;
+            }
+
+            var path = _store.Layout.BlobPath(Digest);
+            try
+            {
+                if (Durability.Flush(_handle) is not StorageStatus.Ok and var flushed)
+                {
+                    Log.WriteFailed(_store._logger, Digest.Value, flushed, "fsync failed");
+                    return flushed;
+                }
+
+                if (mediaType is not null)
+                {
+                    // The type first: a manifest file never exists without it.
+                    var typeStatus = await _store.WriteAtomicallyAsync(path + TypeSuffix, Encoding.UTF8.GetBytes(mediaType), cancellationToken).ConfigureAwait(false);
+                    if (typeStatus != StorageStatus.Ok)
+                    {
+                        return typeStatus;
+                    }
+                }
+
+                if (File.Exists(path))
+                {
+                    return StorageStatus.AlreadyExists;
+                }
+
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                File.Move(_tempPath, path, overwrite: true);
+                _published = true;
+                return StorageStatus.Ok;
+            }
+            catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+            {
+                var status = StorageErrors.Classify(ex);
+                Log.WriteFailed(_store._logger, Digest.Value, status, ex.Message);
+                return status == StorageStatus.NotFound ? StorageStatus.IoError : status;
+            }
+        }
+
+        public ValueTask AbortAsync()
+        {
+            if (!_published)
+            {
+                TryDelete(_tempPath);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _hash.Dispose();
+            _handle.Dispose();
+            return AbortAsync();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2101, LogLevel.Warning, "Cache write of {What} failed ({Status}): {Reason}")]
+        public static partial void WriteFailed(ILogger logger, string what, StorageStatus status, string reason);
+
+        [LoggerMessage(2102, LogLevel.Error, "Damaged object {Digest} could neither be moved aside nor deleted: {Reason}")]
+        public static partial void QuarantineFailed(ILogger logger, string digest, string reason);
+    }
+}

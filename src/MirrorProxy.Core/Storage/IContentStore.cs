@@ -1,0 +1,96 @@
+using MirrorProxy.Oci;
+
+namespace MirrorProxy.Storage;
+
+/// <summary>An object as the store has it: its size and when it was last written.</summary>
+internal readonly record struct StoredObject(Digest Digest, long Size, DateTimeOffset LastWrite);
+
+/// <summary>The answer to a stat: the status, and the size when the object exists.</summary>
+internal readonly record struct ContentStat(StorageStatus Status, long Size)
+{
+    public bool Exists => Status == StorageStatus.Ok;
+}
+
+/// <summary>Why an object is taken out of service.</summary>
+internal enum QuarantineReason
+{
+    /// <summary>Its size is not the size it was stored with (a truncated or grown file).</summary>
+    Size,
+    /// <summary>Its bytes do not hash to its digest.</summary>
+    Digest,
+}
+
+/// <summary>
+/// Content addressed by digest: the bytes of blobs and manifests, which are the truth of the cache. Writes go
+/// through an <see cref="IContentWriter"/> that other readers can follow while it grows, and end in a verified,
+/// atomic commit or an abort, so a crash leaves either no object or a whole and verified one. Every outcome is a
+/// value; nothing outside an implementation knows where or how the bytes are kept.
+/// </summary>
+internal interface IContentStore
+{
+    /// <summary>Asks the storage itself whether it holds <paramref name="digest"/>, and its size.</summary>
+    ValueTask<ContentStat> StatAsync(Digest digest, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Opens an object for reading. When <paramref name="expectedSize"/> is given and the stored object has another
+    /// size, the answer is <see cref="StorageStatus.Mismatch"/> and no reader: a short or grown file is never served.
+    /// </summary>
+    ValueTask<(StorageStatus Status, IContentReader? Reader)> OpenReadAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken);
+
+    /// <summary>Starts writing an object; <see cref="StorageStatus.NoSpace"/> or <see cref="StorageStatus.ReadOnly"/> when the storage cannot take it.</summary>
+    ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken);
+
+    /// <summary>The manifest media type recorded with an object, or null when it was stored as a plain blob.</summary>
+    ValueTask<string?> GetMediaTypeAsync(Digest digest, CancellationToken cancellationToken);
+
+    /// <summary>Records the manifest media type of an object that is already stored.</summary>
+    ValueTask<StorageStatus> SetMediaTypeAsync(Digest digest, string mediaType, CancellationToken cancellationToken);
+
+    ValueTask<StorageStatus> DeleteAsync(Digest digest, CancellationToken cancellationToken);
+
+    /// <summary>Takes a damaged object out of service (kept aside for inspection where the store can).</summary>
+    ValueTask<StorageStatus> QuarantineAsync(Digest digest, QuarantineReason reason, CancellationToken cancellationToken);
+
+    /// <summary>Every stored object, in no particular order, without holding the listing in memory.</summary>
+    IAsyncEnumerable<StoredObject> EnumerateAsync(CancellationToken cancellationToken);
+
+    /// <summary>Free space where new content is written; null when it cannot be told.</summary>
+    long? FreeSpace();
+
+    /// <summary>Whether new content can be written now (one small write; cheap enough for every readiness probe), and why not.</summary>
+    ValueTask<(StorageStatus Status, string? Error)> ProbeWritableAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>A stored object open for ranged reads.</summary>
+internal interface IContentReader : IDisposable
+{
+    long Length { get; }
+
+    /// <summary>Reads at <paramref name="offset"/>; 0 at the end.</summary>
+    ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// An object being written. Appends are hashed as they go; <see cref="ReadAsync"/> serves what is written so far
+/// to readers following the write, also after the commit, until the writer is disposed.
+/// </summary>
+internal interface IContentWriter : IAsyncDisposable
+{
+    Digest Digest { get; }
+
+    long Written { get; }
+
+    ValueTask<StorageStatus> WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Verifies the digest (and the expected size, when one was given), makes the bytes durable and publishes them
+    /// atomically, with <paramref name="mediaType"/> when the object is a manifest. <see cref="StorageStatus.Ok"/>
+    /// or <see cref="StorageStatus.AlreadyExists"/> mean the object is stored.
+    /// </summary>
+    ValueTask<StorageStatus> CommitAsync(string? mediaType, CancellationToken cancellationToken);
+
+    /// <summary>Discards what was written. Nothing is published.</summary>
+    ValueTask AbortAsync();
+}

@@ -1,0 +1,54 @@
+namespace MirrorProxy.Storage;
+
+/// <summary>How a storage operation ended, as a value: callers branch on it instead of catching.</summary>
+internal enum StorageStatus
+{
+    Ok,
+    NotFound,
+    /// <summary>A commit found the object already stored (content is immutable: nothing was lost).</summary>
+    AlreadyExists,
+    /// <summary>What was written does not hash to its digest, or its size is not the one announced or indexed.</summary>
+    Mismatch,
+    /// <summary>The file system is full (ENOSPC, EDQUOT).</summary>
+    NoSpace,
+    /// <summary>The file system is mounted read-only (EROFS), or writing is not permitted.</summary>
+    ReadOnly,
+    /// <summary>Any other I/O failure (EIO from a damaged disk, say).</summary>
+    IoError,
+}
+
+/// <summary>Turns the exceptions file APIs throw into <see cref="StorageStatus"/> values.</summary>
+internal static class StorageErrors
+{
+    // On Unix the runtime puts the raw errno into IOException.HResult.
+    private const int Enospc = 28;
+    private const int Erofs = 30;
+    private const int Edquot = 122;
+
+    /// <summary>True for the exceptions a file operation throws when the storage fails (as opposed to a bug).</summary>
+    public static bool IsStorageFailure(Exception exception) => exception is IOException or UnauthorizedAccessException;
+
+    public static StorageStatus Classify(Exception exception) => exception switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => StorageStatus.NotFound,
+        UnauthorizedAccessException => StorageStatus.ReadOnly,
+        IOException { HResult: Enospc or Edquot } => StorageStatus.NoSpace,
+        IOException { HResult: Erofs } => StorageStatus.ReadOnly,
+        _ => StorageStatus.IoError,
+    };
+
+    /// <summary>True for the outcomes that mean the cache cannot take new content right now.</summary>
+    public static bool IsWriteFault(StorageStatus status) => status is StorageStatus.NoSpace or StorageStatus.ReadOnly or StorageStatus.IoError;
+
+    /// <summary>A label for metrics and logs.</summary>
+    public static string Label(StorageStatus status) => status switch
+    {
+        StorageStatus.NoSpace => "no_space",
+        StorageStatus.ReadOnly => "read_only",
+        StorageStatus.IoError => "io",
+        StorageStatus.Mismatch => "mismatch",
+        StorageStatus.NotFound => "not_found",
+        StorageStatus.AlreadyExists => "already_exists",
+        _ => "ok",
+    };
+}

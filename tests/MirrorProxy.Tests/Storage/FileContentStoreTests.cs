@@ -1,0 +1,202 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using MirrorProxy.Oci;
+using MirrorProxy.Storage;
+using MirrorProxy.Tests.Support;
+
+namespace MirrorProxy.Tests.Storage;
+
+public sealed class FileContentStoreTests : IDisposable
+{
+    private static readonly byte[] Content = "some layer bytes"u8.ToArray();
+    private readonly TempDirectory _temp = new();
+    private readonly CacheLayout _layout;
+    private readonly FileContentStore _store;
+
+    public FileContentStoreTests()
+    {
+        _layout = new CacheLayout(_temp.Path);
+        _layout.Initialize();
+        _store = new FileContentStore(_layout, TimeProvider.System, NullLogger<FileContentStore>.Instance);
+    }
+
+    [Fact]
+    public async Task Commit_VerifiedContent_IsPublishedAtItsAddressAndReadableWhole()
+    {
+        var digest = Digest.ComputeSha256(Content);
+
+        Assert.Equal(StorageStatus.Ok, await WriteAsync(digest, Content, Content.Length));
+
+        Assert.Equal(new ContentStat(StorageStatus.Ok, Content.Length), await _store.StatAsync(digest, CancellationToken.None));
+        var (status, reader) = await _store.OpenReadAsync(digest, Content.Length, CancellationToken.None);
+        Assert.Equal(StorageStatus.Ok, status);
+        using (reader)
+        {
+            var buffer = new byte[64];
+            var read = await reader!.ReadAsync(0, buffer, CancellationToken.None);
+            Assert.Equal(Content, buffer[..read]);
+        }
+
+        Assert.Empty(Directory.EnumerateFiles(_layout.TempDirectory));
+    }
+
+    [Fact]
+    public async Task Commit_BytesOfAnotherDigest_IsAMismatchAndNothingIsPublished()
+    {
+        var digest = Digest.ComputeSha256("other"u8);
+
+        Assert.Equal(StorageStatus.Mismatch, await WriteAsync(digest, Content, null));
+
+        Assert.False((await _store.StatAsync(digest, CancellationToken.None)).Exists);
+        Assert.Empty(Directory.EnumerateFiles(_layout.TempDirectory));
+    }
+
+    [Fact]
+    public async Task Commit_FewerBytesThanExpected_IsAMismatch()
+    {
+        var digest = Digest.ComputeSha256(Content);
+
+        Assert.Equal(StorageStatus.Mismatch, await WriteAsync(digest, Content, Content.Length + 1));
+    }
+
+    [Fact]
+    public async Task Commit_ContentAlreadyStored_SaysSoAndKeepsOneCopy()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        await WriteAsync(digest, Content, null);
+
+        Assert.Equal(StorageStatus.AlreadyExists, await WriteAsync(digest, Content, null));
+        Assert.Single(await ToListAsync(_store.EnumerateAsync(CancellationToken.None)));
+    }
+
+    [Fact]
+    public async Task OpenRead_FileOfAnotherSize_IsAMismatchNotAShortRead()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        await WriteAsync(digest, Content, null);
+        await File.WriteAllBytesAsync(_layout.BlobPath(digest), Content[..5]);
+
+        var (status, reader) = await _store.OpenReadAsync(digest, Content.Length, CancellationToken.None);
+
+        Assert.Equal(StorageStatus.Mismatch, status);
+        Assert.Null(reader);
+    }
+
+    [Fact]
+    public async Task Writer_ReadersFollowTheGrowingObject_BeforeAndAfterTheCommit()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        var (_, writer) = await _store.BeginWriteAsync(digest, Content.Length, CancellationToken.None);
+        await using (writer!)
+        {
+            await writer!.WriteAsync(Content.AsMemory(0, 4), CancellationToken.None);
+            var buffer = new byte[16];
+            Assert.Equal(4, await writer.ReadAsync(0, buffer, CancellationToken.None));
+
+            await writer.WriteAsync(Content.AsMemory(4), CancellationToken.None);
+            Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, CancellationToken.None));
+            Assert.Equal(Content.Length - 4, await writer.ReadAsync(4, buffer, CancellationToken.None));
+        }
+    }
+
+    [Fact]
+    public async Task Abort_DiscardsTheWrite()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        var (_, writer) = await _store.BeginWriteAsync(digest, null, CancellationToken.None);
+        await writer!.WriteAsync(Content, CancellationToken.None);
+
+        await writer.DisposeAsync();
+
+        Assert.Empty(Directory.EnumerateFiles(_layout.TempDirectory));
+        Assert.False((await _store.StatAsync(digest, CancellationToken.None)).Exists);
+    }
+
+    [Fact]
+    public async Task Commit_Manifest_RecordsItsMediaTypeBesideIt_AndEnumerationSkipsTheTypeFile()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        await WriteAsync(digest, Content, null, MediaTypes.OciManifest);
+
+        Assert.Equal(MediaTypes.OciManifest, await _store.GetMediaTypeAsync(digest, CancellationToken.None));
+        var listed = Assert.Single(await ToListAsync(_store.EnumerateAsync(CancellationToken.None)));
+        Assert.Equal(digest, listed.Digest);
+        Assert.Equal(Content.Length, listed.Size);
+    }
+
+    [Fact]
+    public async Task Quarantine_MovesTheObjectAsideAndItIsGone()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        await WriteAsync(digest, Content, null);
+
+        Assert.Equal(StorageStatus.Ok, await _store.QuarantineAsync(digest, QuarantineReason.Digest, CancellationToken.None));
+
+        Assert.False((await _store.StatAsync(digest, CancellationToken.None)).Exists);
+        var kept = Assert.Single(Directory.EnumerateFiles(_layout.QuarantineDirectory));
+        Assert.Contains(digest.Encoded.ToString(), kept);
+        Assert.Contains("digest", kept);
+    }
+
+    [Fact]
+    public async Task Enumerate_ForeignFiles_AreIgnored()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        await WriteAsync(digest, Content, null);
+        var shard = Path.GetDirectoryName(_layout.BlobPath(digest))!;
+        await File.WriteAllTextAsync(Path.Combine(shard, "not-a-digest"), "x");
+
+        Assert.Equal([digest], (await ToListAsync(_store.EnumerateAsync(CancellationToken.None))).Select(o => o.Digest));
+    }
+
+    [Fact]
+    public void Initialize_StrayFileInTmp_IsRemoved()
+    {
+        File.WriteAllText(Path.Combine(_layout.TempDirectory, "leftover"), "x");
+
+        Assert.Equal(1, new CacheLayout(_temp.Path).Initialize());
+        Assert.Empty(Directory.EnumerateFiles(_layout.TempDirectory));
+    }
+
+    [Fact]
+    public async Task MetadataStore_WriteReadListDelete_RoundTrips_AndKeysCannotEscapeTheCache()
+    {
+        var metadata = new FileMetadataStore(_store);
+        var key = MetadataKeys.Tag("docker.io", "library/nginx", "1.27");
+
+        Assert.Equal(StorageStatus.Ok, await metadata.WriteAsync(key, "{}"u8.ToArray(), CancellationToken.None));
+        Assert.Equal("{}"u8.ToArray(), await metadata.ReadAsync(key, 100, CancellationToken.None));
+        Assert.Null(await metadata.ReadAsync(key, 1, CancellationToken.None));
+        Assert.Equal(["1.27"], await ToListAsync(metadata.ListAsync(MetadataKeys.Tags("docker.io", "library/nginx"), CancellationToken.None)));
+        Assert.Equal([key], await ToListAsync(metadata.EnumerateAsync(MetadataKeys.TagsPrefix, CancellationToken.None)));
+        Assert.True(MetadataKeys.TryParseTag(key, out var upstream, out var repository, out var tag));
+        Assert.Equal(("docker.io", "library/nginx", "1.27"), (upstream, repository, tag));
+
+        Assert.Equal(StorageStatus.Ok, await metadata.DeleteAsync(key, CancellationToken.None));
+        Assert.Null(await metadata.ReadAsync(key, 100, CancellationToken.None));
+        await Assert.ThrowsAsync<ArgumentException>(async () => await metadata.ReadAsync("tags/../../etc/passwd", 100, CancellationToken.None));
+    }
+
+    public void Dispose() => _temp.Dispose();
+
+    private async Task<StorageStatus> WriteAsync(Digest digest, byte[] content, long? expected, string? mediaType = null)
+    {
+        var (status, writer) = await _store.BeginWriteAsync(digest, expected, CancellationToken.None);
+        Assert.Equal(StorageStatus.Ok, status);
+        await using (writer!)
+        {
+            Assert.Equal(StorageStatus.Ok, await writer!.WriteAsync(content, CancellationToken.None));
+            return await writer.CommitAsync(mediaType, CancellationToken.None);
+        }
+    }
+
+    private static async Task<List<T>> ToListAsync<T>(IAsyncEnumerable<T> items)
+    {
+        var list = new List<T>();
+        await foreach (var item in items)
+        {
+            list.Add(item);
+        }
+
+        return list;
+    }
+}
