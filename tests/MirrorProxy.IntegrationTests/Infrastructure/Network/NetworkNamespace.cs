@@ -47,6 +47,7 @@ internal sealed partial class NetworkNamespace : IAsyncDisposable
     private const int BlockCount = 512;
 
     private static readonly SemaphoreSlim s_allocationGate = new(1, 1);
+    private static readonly Lock s_leftoversGate = new();
     private static readonly string s_lockFile = Path.Combine(Path.GetTempPath(), TestRunNames.Prefix + "network.lock");
     private static Task? s_leftoversRemoved;
 
@@ -217,7 +218,7 @@ internal sealed partial class NetworkNamespace : IAsyncDisposable
 
     private static Task RemoveLeftoversOnceAsync(CancellationToken cancellationToken)
     {
-        lock (s_allocationGate)
+        lock (s_leftoversGate)
         {
             if (s_leftoversRemoved is null || s_leftoversRemoved.IsFaulted || s_leftoversRemoved.IsCanceled)
             {
