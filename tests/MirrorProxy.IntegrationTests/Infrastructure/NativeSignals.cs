@@ -7,6 +7,7 @@ namespace MirrorProxy.IntegrationTests.Infrastructure;
 internal static partial class NativeSignals
 {
     // Linux numbering (x86_64 and arm64 agree).
+    public const int SigKill = 9;
     public const int SigTerm = 15;
     public const int SigCont = 18;
     public const int SigStop = 19;

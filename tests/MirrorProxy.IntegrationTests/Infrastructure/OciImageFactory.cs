@@ -206,35 +206,43 @@ internal static class OciImageFactory
 
     public static async Task<TestImage> PushAsync(TestRegistry registry, TestImage image, CancellationToken cancellationToken = default)
     {
-        await PushAsync(registry.BaseUri, image, registry.Credentials, cancellationToken).ConfigureAwait(false);
+        await PushAsync(registry.BaseUri, image, registry.CreateAuthorization(image.Repository), cancellationToken).ConfigureAwait(false);
         return image;
     }
 
     /// <summary>Pushes all blobs, then child manifests (by digest), then the top-level manifest (by tag).</summary>
-    public static async Task PushAsync(Uri registryBaseUri, TestImage image, RegistryCredentials? credentials, CancellationToken cancellationToken = default)
+    public static Task PushAsync(Uri registryBaseUri, TestImage image, RegistryCredentials? credentials, CancellationToken cancellationToken = default)
+        => PushAsync(registryBaseUri, image, authorization: credentials?.ToBasicAuthenticationHeader(), cancellationToken);
+
+    /// <summary>Pushes all blobs, then child manifests (by digest), then the top-level manifest (by tag), with this Authorization header (Basic or Bearer).</summary>
+    public static async Task PushAsync(Uri registryBaseUri, TestImage image, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
     {
         foreach (var blob in image.Blobs)
         {
-            await PushBlobAsync(registryBaseUri, image.Repository, blob.Content, credentials, cancellationToken).ConfigureAwait(false);
+            await PushBlobAsync(registryBaseUri, image.Repository, blob.Content, authorization, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var child in image.ChildManifests)
         {
-            await PushManifestAsync(registryBaseUri, image.Repository, child.Digest, child.MediaType, child.Content, credentials, cancellationToken).ConfigureAwait(false);
+            await PushManifestAsync(registryBaseUri, image.Repository, child.Digest, child.MediaType, child.Content, authorization, cancellationToken).ConfigureAwait(false);
         }
 
-        await PushManifestAsync(registryBaseUri, image.Repository, image.Tag, image.MediaType, image.ManifestBytes, credentials, cancellationToken).ConfigureAwait(false);
+        await PushManifestAsync(registryBaseUri, image.Repository, image.Tag, image.MediaType, image.ManifestBytes, authorization, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Monolithic upload: <c>POST /v2/&lt;name&gt;/blobs/uploads/</c>, then <c>PUT &lt;Location&gt;&amp;digest=…</c> with the bytes. Returns the digest.</summary>
-    public static async Task<string> PushBlobAsync(Uri registryBaseUri, string repository, byte[] content, RegistryCredentials? credentials, CancellationToken cancellationToken = default)
+    public static Task<string> PushBlobAsync(Uri registryBaseUri, string repository, byte[] content, RegistryCredentials? credentials, CancellationToken cancellationToken = default)
+        => PushBlobAsync(registryBaseUri, repository, content, authorization: credentials?.ToBasicAuthenticationHeader(), cancellationToken);
+
+    /// <summary>Monolithic upload with this Authorization header (Basic or Bearer). Returns the digest.</summary>
+    public static async Task<string> PushBlobAsync(Uri registryBaseUri, string repository, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
     {
         var digest = OciMediaTypes.Digest(content);
         Uri location;
         using (var post = new HttpRequestMessage(HttpMethod.Post, new Uri(registryBaseUri, $"v2/{repository}/blobs/uploads/")))
         {
             post.Content = new ByteArrayContent([]);
-            Authorize(post, credentials);
+            post.Headers.Authorization = authorization;
             using var response = await s_http.SendAsync(post, cancellationToken).ConfigureAwait(false);
             await EnsureStatusAsync(response, HttpStatusCode.Accepted, cancellationToken).ConfigureAwait(false);
             location = new Uri(registryBaseUri, response.Headers.Location ?? throw new InvalidOperationException("Upload POST returned no Location header."));
@@ -245,7 +253,7 @@ internal static class OciImageFactory
         {
             put.Content = new ByteArrayContent(content);
             put.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-            Authorize(put, credentials);
+            put.Headers.Authorization = authorization;
             using var response = await s_http.SendAsync(put, cancellationToken).ConfigureAwait(false);
             await EnsureStatusAsync(response, HttpStatusCode.Created, cancellationToken).ConfigureAwait(false);
         }
@@ -254,12 +262,16 @@ internal static class OciImageFactory
     }
 
     /// <summary><c>PUT /v2/&lt;name&gt;/manifests/&lt;reference&gt;</c> with <c>Content-Type: mediaType</c>; verifies the returned digest.</summary>
-    public static async Task PushManifestAsync(Uri registryBaseUri, string repository, string reference, string mediaType, byte[] content, RegistryCredentials? credentials, CancellationToken cancellationToken = default)
+    public static Task PushManifestAsync(Uri registryBaseUri, string repository, string reference, string mediaType, byte[] content, RegistryCredentials? credentials, CancellationToken cancellationToken = default)
+        => PushManifestAsync(registryBaseUri, repository, reference, mediaType, content, authorization: credentials?.ToBasicAuthenticationHeader(), cancellationToken);
+
+    /// <summary>The manifest PUT with this Authorization header (Basic or Bearer).</summary>
+    public static async Task PushManifestAsync(Uri registryBaseUri, string repository, string reference, string mediaType, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
     {
         using var put = new HttpRequestMessage(HttpMethod.Put, new Uri(registryBaseUri, $"v2/{repository}/manifests/{reference}"));
         put.Content = new ByteArrayContent(content);
         put.Content.Headers.ContentType = new MediaTypeHeaderValue(mediaType);
-        Authorize(put, credentials);
+        put.Headers.Authorization = authorization;
         using var response = await s_http.SendAsync(put, cancellationToken).ConfigureAwait(false);
         await EnsureStatusAsync(response, HttpStatusCode.Created, cancellationToken).ConfigureAwait(false);
         var expected = OciMediaTypes.Digest(content);
@@ -442,14 +454,6 @@ internal static class OciImageFactory
     // ----------------------------------------------------------------------------------------------------------------
     // HTTP
     // ----------------------------------------------------------------------------------------------------------------
-
-    private static void Authorize(HttpRequestMessage request, RegistryCredentials? credentials)
-    {
-        if (credentials is not null)
-        {
-            request.Headers.Authorization = credentials.ToBasicAuthenticationHeader();
-        }
-    }
 
     private static async Task EnsureStatusAsync(HttpResponseMessage response, HttpStatusCode expected, CancellationToken cancellationToken)
     {

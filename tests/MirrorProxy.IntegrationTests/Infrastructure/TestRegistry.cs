@@ -1,7 +1,9 @@
 using System.Collections;
 using System.Net;
+using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using MirrorProxy.IntegrationTests.Infrastructure.Network;
 
 namespace MirrorProxy.IntegrationTests.Infrastructure;
 
@@ -16,6 +18,17 @@ internal sealed class TestRegistryOptions
     public string? TlsCertificateFile { get; init; }
 
     public string? TlsKeyFile { get; init; }
+
+    /// <summary>
+    /// When set, the registry runs inside this namespace (<c>ip netns exec</c>) and listens on its address, port
+    /// <see cref="NamespacePort"/>; probes and log reads go from inside, so they work with the cable pulled.
+    /// </summary>
+    public NetworkNamespace? Network { get; init; }
+
+    public int NamespacePort { get; init; } = 5000;
+
+    /// <summary>When set, the registry requires bearer tokens from this server (<c>auth: token:</c>) instead of Basic auth.</summary>
+    public TestTokenServer? TokenServer { get; init; }
 
     /// <summary>Bound for "process started → GET /v2/ answers 200/401".</summary>
     public TimeSpan StartupTimeout { get; init; } = TimeSpan.FromSeconds(20);
@@ -48,6 +61,7 @@ internal sealed class TestRegistry : IAsyncDisposable
     private readonly ShortTempDirectory _directory;
     private readonly TestRegistryOptions _options;
     private readonly string _configPath;
+    private readonly HttpClient _probeClient;
     private RunningProcess? _process;
     private bool _paused;
 
@@ -59,17 +73,31 @@ internal sealed class TestRegistry : IAsyncDisposable
         _configPath = directory.Combine("config.yml");
         StorageDirectory = directory.Combine("storage");
         Directory.CreateDirectory(StorageDirectory);
+        Host = options.Network?.InnerAddress.ToString() ?? "127.0.0.1";
+        _probeClient = options.Network is { } network
+            ? new HttpClient(network.CreateInsideHandler()) { Timeout = s_probeClient.Timeout, DefaultRequestHeaders = { { "User-Agent", "mirrorproxy-tests/registry-probe" } } }
+            : s_probeClient;
     }
 
     public int Port { get; private set; }
 
-    /// <summary><c>127.0.0.1:PORT</c>.</summary>
-    public string HostPort => $"127.0.0.1:{Port}";
+    /// <summary>The address it listens on: 127.0.0.1, or the namespace's address.</summary>
+    public string Host { get; }
+
+    /// <summary><c>127.0.0.1:PORT</c> (or the namespace's address and port).</summary>
+    public string HostPort => $"{Host}:{Port}";
 
     /// <summary><c>http://127.0.0.1:PORT/</c>, or <c>https://</c> when the registry serves TLS.</summary>
     public Uri BaseUri => new($"{(_options.TlsCertificateFile is null ? "http" : "https")}://{HostPort}/");
 
     public RegistryCredentials? Credentials => _options.BasicAuth;
+
+    public TestTokenServer? TokenServer => _options.TokenServer;
+
+    /// <summary>The Authorization header that lets a test push to and pull from <paramref name="repository"/>, or null when the registry is open.</summary>
+    public AuthenticationHeaderValue? CreateAuthorization(string repository)
+        => _options.TokenServer is { } tokens ? tokens.CreateAuthorization(repository, "pull", "push")
+            : _options.BasicAuth?.ToBasicAuthenticationHeader();
 
     public string StorageDirectory { get; }
 
@@ -87,7 +115,7 @@ internal sealed class TestRegistry : IAsyncDisposable
         TestRegistry? registry = null;
         try
         {
-            registry = new TestRegistry(directory, options, LoopbackPorts.GetFreePort());
+            registry = new TestRegistry(directory, options, options.Network is null ? LoopbackPorts.GetFreePort() : options.NamespacePort);
             if (options.BasicAuth is { } credentials)
             {
                 await registry.WriteHtpasswdAsync(credentials, cancellationToken).ConfigureAwait(false);
@@ -101,7 +129,7 @@ internal sealed class TestRegistry : IAsyncDisposable
                     await registry.StartProcessAsync(cancellationToken).ConfigureAwait(false);
                     return registry;
                 }
-                catch (RegistryStartException) when (attempt < 3 && registry.Log.ToString().Contains("address already in use", StringComparison.Ordinal))
+                catch (RegistryStartException) when (attempt < 3 && options.Network is null && registry.Log.ToString().Contains("address already in use", StringComparison.Ordinal))
                 {
                     registry.Port = LoopbackPorts.GetFreePort();
                 }
@@ -201,7 +229,7 @@ internal sealed class TestRegistry : IAsyncDisposable
 
             try
             {
-                using var response = await s_probeClient.GetAsync(new Uri(BaseUri, "v2/"), linkedCts.Token).ConfigureAwait(false);
+                using var response = await _probeClient.GetAsync(new Uri(BaseUri, "v2/"), linkedCts.Token).ConfigureAwait(false);
                 if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Unauthorized)
                 {
                     return;
@@ -277,7 +305,7 @@ internal sealed class TestRegistry : IAsyncDisposable
         var marker = $"{SyncMarkerParameter}={Guid.NewGuid():N}";
         using var timeoutCts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         using var linkedCts = CancellationTokenSource.CreateLinkedTokenSource(timeoutCts.Token, cancellationToken);
-        using (var response = await s_probeClient.GetAsync(new Uri(BaseUri, "v2/?" + marker), linkedCts.Token).ConfigureAwait(false))
+        using (var response = await _probeClient.GetAsync(new Uri(BaseUri, "v2/?" + marker), linkedCts.Token).ConfigureAwait(false))
         {
             // 200 or 401: either way it is logged.
         }
@@ -293,6 +321,11 @@ internal sealed class TestRegistry : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        if (_probeClient != s_probeClient)
+        {
+            _probeClient.Dispose();
+        }
+
         _directory.Dispose();
     }
 
@@ -311,11 +344,10 @@ internal sealed class TestRegistry : IAsyncDisposable
             }
         }
 
-        _process = ProcessRunner.Start(
-            Executable,
-            ["serve", _configPath],
-            new ProcessRunOptions { Environment = environment, WorkingDirectory = _directory.Path },
-            Log);
+        var runOptions = new ProcessRunOptions { Environment = environment, WorkingDirectory = _directory.Path };
+        _process = _options.Network is { } network
+            ? network.StartProcess(Executable, ["serve", _configPath], runOptions, Log)
+            : ProcessRunner.Start(Executable, ["serve", _configPath], runOptions, Log);
         try
         {
             await WaitUntilReadyAsync(cancellationToken).ConfigureAwait(false);
@@ -359,7 +391,7 @@ internal sealed class TestRegistry : IAsyncDisposable
                 uploadpurging:
                   enabled: false
             http:
-              addr: "127.0.0.1:{Port}"
+              addr: "{HostPort}"
               secret: "{secret}"
 
             """);
@@ -372,7 +404,19 @@ internal sealed class TestRegistry : IAsyncDisposable
 
                 """);
         }
-        if (_options.BasicAuth is not null)
+        if (_options.TokenServer is { } tokens)
+        {
+            builder.Append($"""
+                auth:
+                  token:
+                    realm: "{tokens.Realm}"
+                    service: "{tokens.Service}"
+                    issuer: "{tokens.Issuer}"
+                    rootcertbundle: "{tokens.CertificateFile}"
+
+                """);
+        }
+        else if (_options.BasicAuth is not null)
         {
             builder.Append($"""
                 auth:
