@@ -84,13 +84,17 @@ internal sealed partial class ScrubService : BackgroundService
         {
             await foreach (var stored in _cache.Store.EnumerateAsync(cancellationToken).ConfigureAwait(false))
             {
-                var verdict = await VerifyAsync(stored, buffer, started, bytes, cancellationToken).ConfigureAwait(false);
+                // The index knows the size it was stored with: a file of another size is damaged, and the totals count the indexed size.
+                var indexed = await _cache.Index.GetContentAsync(stored.Digest).ConfigureAwait(false);
+                var verdict = indexed is { } entry && entry.Size != stored.Size
+                    ? QuarantineReason.Size
+                    : await VerifyAsync(stored, buffer, started, bytes, cancellationToken).ConfigureAwait(false);
                 objects++;
                 bytes += stored.Size;
                 if (verdict is { } reason)
                 {
                     damaged++;
-                    await _cache.QuarantineAsync(stored.Digest, stored.Size, reason, cancellationToken).ConfigureAwait(false);
+                    await _cache.QuarantineAsync(stored.Digest, indexed?.Size ?? stored.Size, reason, cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -107,11 +111,6 @@ internal sealed partial class ScrubService : BackgroundService
     /// <summary>Hashes one object at the bounded rate. Null when it verifies (or cannot be judged); else why it is damaged.</summary>
     private async Task<QuarantineReason?> VerifyAsync(StoredObject stored, byte[] buffer, long started, long bytesBefore, CancellationToken cancellationToken)
     {
-        if (await _cache.Index.GetContentAsync(stored.Digest).ConfigureAwait(false) is { } entry && entry.Size != stored.Size)
-        {
-            return QuarantineReason.Size;
-        }
-
         var result = await ContentVerifier.VerifyAsync(_cache.Store, stored, buffer, (read, ct) => PaceAsync(started, bytesBefore + read, ct), cancellationToken)
             .ConfigureAwait(false);
         switch (result)

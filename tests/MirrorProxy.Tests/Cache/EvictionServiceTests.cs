@@ -1,0 +1,130 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using MirrorProxy.Cache;
+using MirrorProxy.Hosting;
+using MirrorProxy.Oci;
+using MirrorProxy.Tests.Support;
+
+namespace MirrorProxy.Tests.Cache;
+
+public sealed class EvictionServiceTests : IDisposable
+{
+    private readonly ManualTimeProvider _time = new();
+    private readonly TestCache _cache;
+    private readonly Pins _pins = new();
+
+    public EvictionServiceTests() => _cache = new TestCache(_time, memory: 0);
+
+    [Fact]
+    public async Task Evict_OverBudget_RemovesTheLeastRecentlyUsedDownToNineTenths()
+    {
+        var digests = await FillAsync(count: 20, size: 1000);
+        var service = Create(maxSize: 10_000);
+
+        var (objects, bytes) = await service.EvictAsync(CancellationToken.None);
+
+        Assert.Equal(11, objects);
+        Assert.Equal(11_000, bytes);
+        Assert.Equal(9000, _cache.Cache.TotalBytes);
+        foreach (var evicted in digests[..11])
+        {
+            Assert.Null(await _cache.Cache.LookupAsync(evicted, CancellationToken.None));
+        }
+
+        foreach (var kept in digests[11..])
+        {
+            Assert.NotNull(await _cache.Cache.LookupAsync(kept, CancellationToken.None));
+        }
+    }
+
+    [Fact]
+    public async Task Evict_ARecentAccess_MovesAnObjectToTheBackOfTheLine()
+    {
+        var digests = await FillAsync(count: 10, size: 1000);
+        _time.Advance(TimeSpan.FromMinutes(5));
+        _cache.Cache.Touch(digests[0], (await _cache.Cache.LookupAsync(digests[0], CancellationToken.None))!.Value);
+        var service = Create(maxSize: 9000);
+
+        await service.EvictAsync(CancellationToken.None);
+
+        Assert.NotNull(await _cache.Cache.LookupAsync(digests[0], CancellationToken.None));
+        Assert.Null(await _cache.Cache.LookupAsync(digests[1], CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Evict_PinnedAndRecentContent_IsNeverAVictim()
+    {
+        var digests = await FillAsync(count: 10, size: 1000);
+        _pins.Add(digests[0]);
+        _pins.Add(digests[1]);
+        var service = Create(maxSize: 5000);
+
+        await service.EvictAsync(CancellationToken.None);
+
+        Assert.NotNull(await _cache.Cache.LookupAsync(digests[0], CancellationToken.None));
+        Assert.NotNull(await _cache.Cache.LookupAsync(digests[1], CancellationToken.None));
+        Assert.True(_cache.Cache.TotalBytes <= 4500);
+    }
+
+    [Fact]
+    public async Task Evict_EverythingWithinTheGracePeriod_StopsWithoutLooping()
+    {
+        await FillAsync(count: 5, size: 1000);
+        var service = Create(maxSize: 1000, grace: TimeSpan.FromHours(1));
+
+        var (objects, _) = await service.EvictAsync(CancellationToken.None);
+
+        Assert.Equal(0, objects);
+        Assert.Equal(5000, _cache.Cache.TotalBytes);
+    }
+
+    [Fact]
+    public async Task ChooseVictims_OlderVersionsOfAnEntry_DoNotMakeARecentlyUsedObjectAVictim()
+    {
+        var digests = await FillAsync(count: 3, size: 1000);
+        // Push every record out of the mutable region so that the next touch appends a new version.
+        for (var i = 0; i < 20_000; i++)
+        {
+            _cache.Cache.Index.PutTag("x", "y", i.ToString(System.Globalization.CultureInfo.InvariantCulture), new MirrorProxy.Storage.TagRecord(digests[0], MediaTypes.OciManifest, 1, _time.GetUtcNow()));
+        }
+
+        _time.Advance(TimeSpan.FromHours(1));
+        _cache.Cache.Touch(digests[0], (await _cache.Cache.LookupAsync(digests[0], CancellationToken.None))!.Value);
+
+        var victims = Create(maxSize: 2000).ChooseVictims(2000);
+
+        Assert.Equal([digests[1], digests[2]], victims.Select(v => v.Digest));
+    }
+
+    public void Dispose() => _cache.Dispose();
+
+    /// <summary>Stores objects one minute apart: the first is the least recently used.</summary>
+    private async Task<Digest[]> FillAsync(int count, int size)
+    {
+        var digests = new Digest[count];
+        for (var i = 0; i < count; i++)
+        {
+            var content = new byte[size];
+            BitConverter.TryWriteBytes(content, i);
+            digests[i] = await _cache.PutBlobAsync(content);
+            _time.Advance(TimeSpan.FromMinutes(1));
+        }
+
+        return digests;
+    }
+
+    private EvictionService Create(long maxSize, TimeSpan grace = default)
+    {
+        var options = Options.Create(new CacheOptions { Path = _cache.Root, MaxSize = new ByteSize(maxSize), EvictionGracePeriod = grace });
+        return new EvictionService(_cache.Cache, new CacheBudget(_cache.Cache, options), _pins, TestMetrics.Create(), _time, options, NullLogger<EvictionService>.Instance);
+    }
+
+    private sealed class Pins : IPinnedContent
+    {
+        private readonly HashSet<string> _pinned = [];
+
+        public void Add(Digest digest) => _pinned.Add(digest.Value);
+
+        public bool IsPinned(string digest) => _pinned.Contains(digest);
+    }
+}
