@@ -4,6 +4,7 @@
 #
 #   benchmarks/load/run.sh                 # JIT build
 #   AOT=1 benchmarks/load/run.sh           # also the Native AOT build
+#   BASELINE=<git revision> ...            # also that revision's JIT build, for before/after in one run
 #   DURATION=10 CONNECTIONS_SMALL=32 ...   # knobs, see below
 #
 # Prints one table of absolute figures and ratios. Every load loop is bounded: wrk runs DURATION seconds,
@@ -19,6 +20,7 @@ ISLAND_TIMEOUT=${ISLAND_TIMEOUT:-5}
 PULL_IMAGES=${PULL_IMAGES:-4} # images pulled whole through containerd: one to warm up, the rest timed
 MIRROR_ENV=${MIRROR_ENV:-}   # extra environment for MirrorProxy, e.g. "DOTNET_gcServer=1"
 PEERS=${PEERS:-1}            # 0: MirrorProxy only (quick experiments); the table then has no ratios
+BASELINE=${BASELINE:-}       # a git revision measured in the same run as "before"
 BASE_PORT=${BASE_PORT:-15000}
 UPSTREAM_PORT=$BASE_PORT
 DIST_PORT=$((BASE_PORT + 1))
@@ -32,6 +34,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -z "$BASELINE" ] || git -C "$root" worktree remove --force "$work/baseline-src" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -131,6 +134,12 @@ install_prerequisites
 log "building MirrorProxy (Release, JIT)"
 dotnet publish "$root/src/MirrorProxy" -c Release -o "$work/mirror-jit" -nologo -v quiet > "$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 programs=("jit:$work/mirror-jit/mirrorproxy")
+if [ -n "$BASELINE" ]; then
+  log "building MirrorProxy at $BASELINE (Release, JIT) as the baseline"
+  git -C "$root" worktree add --detach "$work/baseline-src" "$BASELINE" > /dev/null 2>&1
+  dotnet publish "$work/baseline-src/src/MirrorProxy" -c Release -o "$work/mirror-before" -nologo -v quiet > "$work/build-before.log" 2>&1 || { cat "$work/build-before.log"; exit 1; }
+  programs=("before:$work/mirror-before/mirrorproxy" "${programs[@]}")
+fi
 if [ "$AOT" = 1 ]; then
   log "building MirrorProxy (Release, Native AOT)"
   dotnet publish "$root/src/MirrorProxy" -c Release -r linux-x64 -p:PublishAot=true -o "$work/mirror-aot" -nologo -v quiet > "$work/build-aot.log" 2>&1 || { cat "$work/build-aot.log"; exit 1; }
@@ -298,7 +307,7 @@ for entry in "${programs[@]}"; do
 done
 
 log "island: a cached tag with the upstream hung and refused (MirrorProxy with --tag-ttl 0, distribution)"
-start_mirror "${programs[0]#*:}" 0
+start_mirror "$work/mirror-jit/mirrorproxy" 0
 island() { # label signal
   local port
   for port in "$MIRROR_PORT" "$DIST_PORT"; do
