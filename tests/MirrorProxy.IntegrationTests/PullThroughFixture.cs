@@ -48,6 +48,8 @@ public sealed class PullThroughFixture : IAsyncLifetime
         {
             values["MirrorProxy:Upstreams:1:Username"] = Credentials.Username;
             values["MirrorProxy:Upstreams:1:Password"] = Credentials.Password;
+            // These tests are about pulling through; who may pull is for the access-control tests: share it with every client.
+            values["MirrorProxy:Upstreams:1:Anonymous"] = "true";
         }
 
         return MirrorServer.StartAsync(cacheDirectory, [("docker.io", Upstream.BaseUri), ("auth.test", AuthUpstream.BaseUri)], values);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using MirrorProxy.Hosting;
 using MirrorProxy.Resilience;
 using MirrorProxy.Upstream;
 using MirrorProxy.WarmUp;
@@ -20,12 +21,19 @@ internal static class AdminEndpoints
     public static void MapAdminEndpoints(this IEndpointRouteBuilder app)
     {
         var options = app.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value;
-        var token = options.TokenFile is { } file ? File.ReadAllText(file).Trim() : options.Token;
+        var token = app.ServiceProvider.GetRequiredService<AdminToken>();
         var admin = app.MapGroup("/admin");
+        if (ListenAddress.TryParse(options.Listen, out var adminEndPoint, out _))
+        {
+            // A listener of their own, kept out of the Service that nodes use: the main listener does not answer /admin.
+            admin.RequireHost($"*:{adminEndPoint!.Port}");
+        }
+
         admin.AddEndpointFilter(async (context, next) =>
-            options.AllowRemote || IsLoopback(context.HttpContext.Connection.RemoteIpAddress) || HasToken(context.HttpContext.Request, token)
+            IsLoopback(context.HttpContext.Connection.RemoteIpAddress) || token.IsPresentedBy(context.HttpContext.Request)
                 ? await next(context).ConfigureAwait(false)
-                : Results.Json(new AdminError("admin endpoints answer loopback clients, or clients with the admin token"), AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status403Forbidden));
+                : Results.Json(new AdminError("admin endpoints answer loopback clients, and others with the admin token"), AdminJsonContext.Default.AdminError,
+                    statusCode: StatusCodes.Status403Forbidden));
         admin.MapPinEndpoints();
 
         admin.MapGet("/offline", static (OfflineMode offline) => Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState));
@@ -39,28 +47,19 @@ internal static class AdminEndpoints
             offline.Set(enabled.Value);
             return Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState);
         });
+        // Names, URLs (which never carry credentials: refused at start) and state; never a user name or password.
         admin.MapGet("/upstreams", static (UpstreamRegistrySet upstreams) => Results.Json(
-            upstreams.All.Select(u => new UpstreamState(u.Name, u.Options.Url, u.Resilience.State.ToString().ToLowerInvariant())).ToArray(),
+            upstreams.All.Select(u => new UpstreamState(u.Name, u.Options.Url, u.Resilience.State.ToString().ToLowerInvariant(), !u.IsPublic)).ToArray(),
             AdminJsonContext.Default.UpstreamStateArray));
     }
 
-    private static bool IsLoopback(IPAddress? address) => address is null || IPAddress.IsLoopback(address);
-
-    private static bool HasToken(HttpRequest request, string? token)
-    {
-        if (string.IsNullOrEmpty(token) || request.Headers.Authorization.ToString() is not { Length: > 7 } header || !header.StartsWith("Bearer ", StringComparison.Ordinal))
-        {
-            return false;
-        }
-
-        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
-            System.Text.Encoding.UTF8.GetBytes(header[7..]), System.Text.Encoding.UTF8.GetBytes(token));
-    }
+    /// <summary>A loopback socket. An address the server does not know is not one.</summary>
+    private static bool IsLoopback(IPAddress? address) => address is not null && IPAddress.IsLoopback(address);
 }
 
 internal sealed record OfflineState(bool Offline);
 
-internal sealed record UpstreamState(string Name, string Url, string State);
+internal sealed record UpstreamState(string Name, string Url, string State, bool Private);
 
 internal sealed record AdminError(string Error);
 

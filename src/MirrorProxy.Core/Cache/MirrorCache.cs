@@ -223,20 +223,52 @@ internal sealed partial class MirrorCache : IDisposable
     }
 
     /// <summary>
-    /// Settles whether an object found in the files (kind <see cref="ContentKind.Unknown"/>) was stored as a
-    /// manifest, from the media type recorded beside it, and teaches the index.
+    /// Settles what an object found in the files (kind <see cref="ContentKind.Unknown"/>) is: a manifest or a blob,
+    /// and which private upstreams it came from, from what is recorded beside it; teaches the index.
     /// </summary>
-    public async ValueTask<ContentEntry> ResolveKindAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
+    public async ValueTask<ContentEntry> ResolveAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
         if (entry.Kind != ContentKind.Unknown)
         {
             return entry;
         }
 
-        var mediaType = await _store.GetMediaTypeAsync(digest, cancellationToken).ConfigureAwait(false);
-        var resolved = mediaType is null ? entry with { Kind = ContentKind.Blob } : entry with { Kind = ContentKind.Manifest, MediaType = mediaType };
+        var attributes = await _store.GetAttributesAsync(digest, cancellationToken).ConfigureAwait(false);
+        var resolved = entry with
+        {
+            Kind = attributes.MediaType is null ? ContentKind.Blob : ContentKind.Manifest,
+            MediaType = attributes.MediaType,
+            Origins = OriginSet.FromNames(attributes.PrivateOrigins),
+        };
         _index.PutContent(digest, resolved);
+        Hot.Refresh(digest.Value, resolved);
         return resolved;
+    }
+
+    /// <summary>
+    /// Records that <paramref name="origin"/> holds an object the cache already has: a public upstream makes it
+    /// public; a private one joins its set. Returns the entry as it is now.
+    /// </summary>
+    public async ValueTask<ContentEntry> VouchAsync(Digest digest, ContentEntry entry, ContentOrigin origin, CancellationToken cancellationToken)
+    {
+        entry = await ResolveAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+        if (entry.Origins.IsPublic || entry.Origins.Contains(origin.Name))
+        {
+            return entry;
+        }
+
+        var origins = origin.IsPublic ? OriginSet.Public : entry.Origins.With(origin.Name);
+        var names = origin.IsPublic ? [] : (await _store.GetAttributesAsync(digest, cancellationToken).ConfigureAwait(false)).PrivateOrigins.Append(origin.Name).Distinct().ToList();
+        if (await _store.SetOriginsAsync(digest, names, cancellationToken).ConfigureAwait(false) != StorageStatus.Ok)
+        {
+            // Unrecorded: the next request proves it again.
+            return entry with { Origins = origins };
+        }
+
+        var vouched = entry with { Origins = origins };
+        _index.PutContent(digest, vouched);
+        Hot.Refresh(digest.Value, vouched);
+        return vouched;
     }
 
     /// <summary>Starts writing new content. A failure to start is a storage fault: the cache is marked degraded.</summary>
@@ -255,27 +287,35 @@ internal sealed partial class MirrorCache : IDisposable
     /// Commits what <paramref name="writer"/> holds (verified by the store) and indexes it. <see cref="StorageStatus.Ok"/>
     /// and <see cref="StorageStatus.AlreadyExists"/> mean the object is cached now.
     /// </summary>
-    public async ValueTask<StorageStatus> CommitAsync(IContentWriter writer, string? mediaType, CancellationToken cancellationToken)
+    public async ValueTask<StorageStatus> CommitAsync(IContentWriter writer, string? mediaType, ContentOrigin origin, CancellationToken cancellationToken)
     {
-        var status = await writer.CommitAsync(mediaType, cancellationToken).ConfigureAwait(false);
+        var status = await writer.CommitAsync(mediaType, origin.IsPublic ? null : [origin.Name], cancellationToken).ConfigureAwait(false);
         switch (status)
         {
-            case StorageStatus.Ok or StorageStatus.AlreadyExists:
+            case StorageStatus.Ok:
                 _health.WriteSucceeded();
-                var kind = mediaType is null ? ContentKind.Blob : ContentKind.Manifest;
-                var existing = status == StorageStatus.AlreadyExists ? await _index.GetContentAsync(writer.Digest).ConfigureAwait(false) : null;
-                if (existing is { Kind: ContentKind.Manifest } && kind == ContentKind.Blob)
+                _index.PutContent(writer.Digest, new ContentEntry(
+                    writer.Written, mediaType is null ? ContentKind.Blob : ContentKind.Manifest, mediaType, _time.GetUtcNow(),
+                    origin.IsPublic ? OriginSet.Public : OriginSet.Of(origin.Name)));
+                Counted(writer.Written, 1);
+                ContentAdded?.Invoke();
+                break;
+            case StorageStatus.AlreadyExists:
+                _health.WriteSucceeded();
+                var known = await _index.GetContentAsync(writer.Digest).ConfigureAwait(false);
+                var existing = known ?? new ContentEntry(writer.Written, ContentKind.Unknown, null, _time.GetUtcNow());
+                existing = await ResolveAsync(writer.Digest, existing, cancellationToken).ConfigureAwait(false);
+                if (mediaType is not null && existing.Kind != ContentKind.Manifest)
                 {
-                    // A manifest stays a manifest when its bytes are also fetched as a blob.
-                    kind = ContentKind.Manifest;
-                    mediaType = existing.Value.MediaType;
+                    // Its bytes were a blob; now they are known to be a manifest too. A manifest stays a manifest.
+                    existing = existing with { Kind = ContentKind.Manifest, MediaType = mediaType };
+                    _index.PutContent(writer.Digest, existing);
                 }
 
-                _index.PutContent(writer.Digest, new ContentEntry(writer.Written, kind, mediaType, _time.GetUtcNow()));
-                if (status == StorageStatus.Ok || (existing is null && _indexTrusted))
+                await VouchAsync(writer.Digest, existing, origin, cancellationToken).ConfigureAwait(false);
+                if (known is null && _indexTrusted)
                 {
                     Counted(writer.Written, 1);
-                    ContentAdded?.Invoke();
                 }
 
                 break;
@@ -290,9 +330,8 @@ internal sealed partial class MirrorCache : IDisposable
     }
 
     /// <summary>Stores a verified manifest; when the disk refuses, the caller serves it anyway (the status says so).</summary>
-    public async ValueTask<StorageStatus> PutManifestAsync(Digest digest, byte[] content, string mediaType, CancellationToken cancellationToken)
+    public async ValueTask<StorageStatus> PutManifestAsync(Digest digest, byte[] content, string mediaType, ContentOrigin origin, CancellationToken cancellationToken)
     {
-        var entry = new ContentEntry(content.Length, ContentKind.Manifest, mediaType, _time.GetUtcNow());
         var (status, writer) = await BeginWriteAsync(digest, content.Length, cancellationToken).ConfigureAwait(false);
         if (writer is null)
         {
@@ -308,10 +347,10 @@ internal sealed partial class MirrorCache : IDisposable
                 return status;
             }
 
-            status = await CommitAsync(writer, mediaType, cancellationToken).ConfigureAwait(false);
+            status = await CommitAsync(writer, mediaType, origin, cancellationToken).ConfigureAwait(false);
         }
 
-        if (status is StorageStatus.Ok or StorageStatus.AlreadyExists)
+        if (status is StorageStatus.Ok or StorageStatus.AlreadyExists && await _index.GetContentAsync(digest).ConfigureAwait(false) is { } entry)
         {
             Hot.Add(digest.Value, content, entry);
         }

@@ -27,9 +27,52 @@ internal sealed partial class AccessLogMiddleware
         finally
         {
             var request = context.Request;
-            Log.Request(_logger, context.Connection.RemoteIpAddress?.ToString() ?? "-", request.Method, request.Path.Value ?? "", request.QueryString.Value ?? "",
+            Log.Request(_logger, context.Connection.RemoteIpAddress?.ToString() ?? "-", Escape(request.Method), Escape(request.Path.Value ?? ""), Escape(request.QueryString.Value ?? ""),
                 context.RequestAborted.IsCancellationRequested ? 499 : context.Response.StatusCode, context.Response.ContentLength ?? -1, _time.GetElapsedTime(started).TotalMilliseconds);
         }
+    }
+
+    /// <summary>
+    /// Control characters (CR and LF above all: a forged log line) as \xNN, and at most 2,048 characters: what a client
+    /// sends never writes more than one line of the log.
+    /// </summary>
+    internal static string Escape(string text)
+    {
+        var clean = true;
+        foreach (var c in text)
+        {
+            if (char.IsControl(c))
+            {
+                clean = false;
+                break;
+            }
+        }
+
+        if (clean && text.Length <= 2048)
+        {
+            return text;
+        }
+
+        var builder = new System.Text.StringBuilder(Math.Min(text.Length, 2048) + 16);
+        foreach (var c in text)
+        {
+            if (builder.Length >= 2048)
+            {
+                builder.Append("...");
+                break;
+            }
+
+            if (char.IsControl(c))
+            {
+                builder.Append("\\x").Append(((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+            else
+            {
+                builder.Append(c);
+            }
+        }
+
+        return builder.ToString();
     }
 
     private static partial class Log

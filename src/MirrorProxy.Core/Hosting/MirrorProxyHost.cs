@@ -51,25 +51,33 @@ internal static class MirrorProxyHost
             kestrel.AddServerHeader = false;
             var options = kestrel.ApplicationServices.GetRequiredService<IOptions<ServerOptions>>().Value;
 
+            void UseTls(ListenOptions listen)
+            {
+                if (options.Tls.Enabled && options.Tls.CertificateFile is not null && options.Tls.KeyFile is not null)
+                {
+                    var certificates = kestrel.ApplicationServices.GetRequiredService<ServerCertificateProvider>();
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(new TlsHandshakeCallbackOptions
+                    {
+                        OnConnection = _ => ValueTask.FromResult(new SslServerAuthenticationOptions
+                        {
+                            ServerCertificateContext = certificates.Current,
+                            ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+                        }),
+                    });
+                }
+            }
+
             // Invalid addresses are reported by options validation, with their keys, before anything listens.
             if (ListenAddress.TryParse(options.Listen, out var endPoint, out _))
             {
-                Listen(kestrel, endPoint!, listen =>
-                {
-                    if (options.Tls.Enabled && options.Tls.CertificateFile is not null && options.Tls.KeyFile is not null)
-                    {
-                        var certificates = kestrel.ApplicationServices.GetRequiredService<ServerCertificateProvider>();
-                        listen.Protocols = HttpProtocols.Http1AndHttp2;
-                        listen.UseHttps(new TlsHandshakeCallbackOptions
-                        {
-                            OnConnection = _ => ValueTask.FromResult(new SslServerAuthenticationOptions
-                            {
-                                ServerCertificateContext = certificates.Current,
-                                ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
-                            }),
-                        });
-                    }
-                });
+                Listen(kestrel, endPoint!, UseTls);
+            }
+
+            var admin = kestrel.ApplicationServices.GetRequiredService<IOptions<Admin.AdminOptions>>().Value;
+            if (admin.Listen is { } adminListen && ListenAddress.TryParse(adminListen, out var adminEndPoint, out _))
+            {
+                Listen(kestrel, adminEndPoint!, UseTls);
             }
 
             if (options.Tls.Enabled && options.PlainListen is { } plain && ListenAddress.TryParse(plain, out var plainEndPoint, out _))
@@ -82,6 +90,23 @@ internal static class MirrorProxyHost
         var app = builder.Build();
         app.MapMirrorProxy();
         return app;
+    }
+
+    /// <summary>An upstream with credentials is private by default: without users, no client can pull from it.</summary>
+    private static void WarnAboutUnreachablePrivateUpstreams(IServiceProvider services)
+    {
+        if (services.GetRequiredService<Auth.ClientAuthenticator>().Enabled)
+        {
+            return;
+        }
+
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("MirrorProxy.Auth");
+        foreach (var upstream in services.GetRequiredService<Upstream.UpstreamRegistrySet>().All.Where(u => !u.IsPublic))
+        {
+            logger.LogWarning(new EventId(7020, "PrivateUpstreamWithoutUsers"),
+                "Upstream {Upstream} has credentials and is private (Anonymous is false), but MirrorProxy:Auth:HtpasswdFile names no users: no client can pull through it. Configure users, or set its Anonymous to true to share what its credentials can read with every client",
+                upstream.Name);
+        }
     }
 
     private static void Listen(KestrelServerOptions kestrel, IPEndPoint endPoint, Action<ListenOptions> configure)
@@ -110,6 +135,7 @@ internal static class MirrorProxyHost
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapAdminEndpoints();
         _ = app.Services.GetRequiredService<MirrorGauges>();
+        WarnAboutUnreachablePrivateUpstreams(app.Services);
         RuntimeReport.Write(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MirrorProxy.Runtime"));
     }
 }

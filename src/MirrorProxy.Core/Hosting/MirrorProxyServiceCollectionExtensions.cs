@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Admin;
+using MirrorProxy.Auth;
 using MirrorProxy.Cache;
 using MirrorProxy.Common;
 using MirrorProxy.Metrics;
@@ -41,6 +42,8 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CacheOptions>, CacheOptionsValidator>());
         services.AddOptions<AdminOptions>().Bind(configuration.GetSection(AdminOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>());
+        services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AuthOptions>, AuthOptionsValidator>());
         services.AddOptions<OfflineOptions>().Bind(root);
         services.AddOptions<ReadinessOptions>().Bind(root);
 
@@ -73,6 +76,9 @@ internal static class MirrorProxyServiceCollectionExtensions
             return new UpstreamRegistrySet(all, defaultUpstream);
         });
         services.TryAddSingleton<UpstreamRouter>();
+        services.TryAddSingleton<AdminToken>();
+        services.TryAddSingleton<ClientAuthenticator>();
+        services.TryAddSingleton<AccessPolicy>();
         services.TryAddSingleton(static sp =>
         {
             var tls = sp.GetRequiredService<IOptions<ServerOptions>>().Value.Tls;

@@ -10,6 +10,9 @@ internal readonly record struct OciError(int Status, OciErrorCode Code, string M
     /// <summary>Seconds for a <c>Retry-After</c> header, when the answer is temporary.</summary>
     public int? RetryAfterSeconds { get; init; }
 
+    /// <summary>The <c>WWW-Authenticate</c> challenge of a 401.</summary>
+    public string? Challenge { get; init; }
+
     // Messages quote names with apostrophes; keep them readable rather than \u0027-escaped.
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -30,6 +33,11 @@ internal readonly record struct OciError(int Status, OciErrorCode Code, string M
         if (RetryAfterSeconds is { } seconds)
         {
             response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (Challenge is not null)
+        {
+            response.Headers.WWWAuthenticate = Challenge;
         }
 
         if (Status == StatusCodes.Status405MethodNotAllowed)

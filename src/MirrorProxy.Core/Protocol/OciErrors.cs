@@ -19,6 +19,14 @@ internal static class OciErrors
         _ => OciError.NameUnknown(result.Detail),
     };
 
+    /// <summary>A client that must (re)authenticate: 401 with the Basic challenge. Clients without credentials move on to their next host.</summary>
+    public static OciError Unauthorized(string challenge, bool rejected) => new(StatusCodes.Status401Unauthorized, OciErrorCode.Unauthorized,
+        rejected ? "the credentials were refused" : "authentication required") { Challenge = challenge };
+
+    /// <summary>An authenticated client that may not pull this: answered as if it did not exist.</summary>
+    public static OciError NotAllowed(in Route route) =>
+        new(StatusCodes.Status404NotFound, OciErrorCode.NameUnknown, "repository name not known to registry", route.Repository);
+
     public static OciError Blob(in Route route, in BlobResult result, Digest digest) =>
         Upstream(route, result.UpstreamOutcome, result.RetryAfter, result.Detail, isBlob: true, digest.Value);
 

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http;
+using MirrorProxy.Auth;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
@@ -10,6 +11,7 @@ namespace MirrorProxy.Protocol;
 /// The pull side of the OCI distribution API under <c>/v2/</c>. Parses and validates the request, routes it, asks
 /// the blob, manifest or listing service (which answer with values), and writes the answer: content through one
 /// sender per kind, failures through <see cref="OciErrors"/>. Push and every other method get 405 UNSUPPORTED.
+/// Every routed request is authenticated and checked against the access policy before anything is looked up.
 /// </summary>
 internal sealed partial class RegistryHandler
 {
@@ -17,14 +19,20 @@ internal sealed partial class RegistryHandler
     private readonly ManifestService _manifests;
     private readonly BlobService _blobs;
     private readonly ListingService _listings;
+    private readonly ClientAuthenticator _authenticator;
+    private readonly AccessPolicy _access;
     private readonly MirrorMetrics _metrics;
 
-    public RegistryHandler(UpstreamRouter router, ManifestService manifests, BlobService blobs, ListingService listings, MirrorMetrics metrics)
+    public RegistryHandler(
+        UpstreamRouter router, ManifestService manifests, BlobService blobs, ListingService listings, ClientAuthenticator authenticator, AccessPolicy access,
+        MirrorMetrics metrics)
     {
         _router = router;
         _manifests = manifests;
         _blobs = blobs;
         _listings = listings;
+        _authenticator = authenticator;
+        _access = access;
         _metrics = metrics;
     }
 
@@ -44,7 +52,7 @@ internal sealed partial class RegistryHandler
         switch (path.Kind)
         {
             case RegistryRequestKind.Base:
-                return WriteBaseAsync(context);
+                return HandleBaseAsync(context);
             case RegistryRequestKind.Catalog:
                 return new OciError(StatusCodes.Status404NotFound, OciErrorCode.Unsupported, "catalog listing is not supported by this mirror").WriteAsync(context);
             case RegistryRequestKind.Unknown:
@@ -57,19 +65,53 @@ internal sealed partial class RegistryHandler
             return OciErrors.Route(routed).WriteAsync(context);
         }
 
-        var route = routed.Route;
+        return HandleRoutedAsync(context, path, routed.Route);
+    }
+
+    private async Task HandleRoutedAsync(HttpContext context, RegistryPath path, Route route)
+    {
+        var (outcome, identity) = await _authenticator.AuthenticateAsync(context).ConfigureAwait(false);
+        var decision = outcome == AuthenticationOutcome.Rejected ? AccessDecision.AuthenticationRequired : _access.Decide(identity, route.Upstream, route.Repository);
+        if (decision != AccessDecision.Allowed)
+        {
+            await (decision == AccessDecision.Denied
+                ? OciErrors.NotAllowed(route)
+                : OciErrors.Unauthorized(_authenticator.Challenge, outcome == AuthenticationOutcome.Rejected)).WriteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         if (route.Namespace is not null)
         {
             context.Response.Headers[RegistryHeaders.OciNamespace] = route.Namespace;
         }
 
-        return path.Kind switch
+        await (path.Kind switch
         {
             RegistryRequestKind.Manifest => HandleManifestAsync(context, route, path.Reference),
             RegistryRequestKind.Blob => HandleBlobAsync(context, route, path.Reference),
             RegistryRequestKind.TagsList => HandleTagsListAsync(context, route, path.Name),
             _ => HandleReferrersAsync(context, route, path.Name, path.Reference),
-        };
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>/v2/</c>: where clients learn whether to authenticate. With users configured, a client without valid
+    /// credentials gets the Basic challenge here (skopeo and Helm only send credentials after one); anonymous
+    /// upstreams still answer anonymous requests.
+    /// </summary>
+    private async Task HandleBaseAsync(HttpContext context)
+    {
+        if (_authenticator.Enabled)
+        {
+            var (outcome, _) = await _authenticator.AuthenticateAsync(context).ConfigureAwait(false);
+            if (outcome != AuthenticationOutcome.Authenticated)
+            {
+                await OciErrors.Unauthorized(_authenticator.Challenge, outcome == AuthenticationOutcome.Rejected).WriteAsync(context).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        await WriteBaseAsync(context).ConfigureAwait(false);
     }
 
     private static Task WriteBaseAsync(HttpContext context)

@@ -84,7 +84,7 @@ internal sealed partial class BlobService
     /// </summary>
     public async ValueTask<BlobResult> GetAsync(Route route, Digest digest, bool headOnly, CancellationToken cancellationToken)
     {
-        if (await TryCachedAsync(digest, headOnly, cancellationToken).ConfigureAwait(false) is { } hit)
+        if (await TryCachedAsync(route, digest, headOnly, cancellationToken).ConfigureAwait(false) is { } hit)
         {
             return hit;
         }
@@ -106,7 +106,7 @@ internal sealed partial class BlobService
             var start = await ingest.Started.WaitAsync(cancellationToken).ConfigureAwait(false);
             if (start.AlreadyCached)
             {
-                return await TryCachedAsync(digest, headOnly: false, cancellationToken).ConfigureAwait(false)
+                return await TryCachedAsync(route, digest, headOnly: false, cancellationToken).ConfigureAwait(false)
                     ?? new BlobResult(BlobStatus.NotFound, null, null) { UpstreamOutcome = UpstreamOutcome.NotFound };
             }
 
@@ -132,10 +132,14 @@ internal sealed partial class BlobService
         }
     }
 
-    /// <summary>The cached blob, or null when the cache does not hold it whole (a damaged copy is quarantined on the way).</summary>
-    private async ValueTask<BlobResult?> TryCachedAsync(Digest digest, bool headOnly, CancellationToken cancellationToken)
+    /// <summary>
+    /// The cached blob, or null when the cache does not hold it whole (a damaged copy is quarantined on the way).
+    /// Content a private upstream brought in is served through another upstream's route only once that upstream
+    /// has shown it holds it too; when it cannot, the answer is 404, as if it were not cached.
+    /// </summary>
+    private async ValueTask<BlobResult?> TryCachedAsync(Route route, Digest digest, bool headOnly, CancellationToken cancellationToken)
     {
-        if (_cache.Hot.TryGet(digest.Value, out var hot))
+        if (_cache.Hot.TryGet(digest.Value, out var hot) && IsVisible(hot.Info, route))
         {
             _cache.Touch(digest, hot.Info);
             return new BlobResult(BlobStatus.Hit, headOnly ? null : new MemoryBlobBody(hot.Content), hot.Content.Length);
@@ -144,6 +148,23 @@ internal sealed partial class BlobService
         if (await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is not { } entry)
         {
             return null;
+        }
+
+        entry = await _cache.ResolveAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+        if (!IsVisible(entry, route))
+        {
+            using var proof = await route.Upstream.SendAsync(
+                new UpstreamRequest(HttpMethod.Head, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, cancellationToken).ConfigureAwait(false);
+            if (!proof.IsSuccess)
+            {
+                return new BlobResult(BlobStatus.NotFound, null, null)
+                {
+                    UpstreamOutcome = UpstreamOutcome.NotFound,
+                    Detail = $"upstream {route.Upstream.Name} has not shown that it holds this blob",
+                };
+            }
+
+            entry = await _cache.VouchAsync(digest, entry, route.Upstream.Origin, cancellationToken).ConfigureAwait(false);
         }
 
         if (entry.Size <= _cache.Hot.MaxObjectSize)
@@ -173,6 +194,10 @@ internal sealed partial class BlobService
 
         return new BlobResult(BlobStatus.Hit, new StoredBlobBody(reader!), entry.Size);
     }
+
+    /// <summary>Whether cached content may be served through this route without further proof.</summary>
+    internal static bool IsVisible(in ContentEntry entry, in Route route) =>
+        entry.Kind != ContentKind.Unknown && (entry.Origins.IsPublic || entry.Origins.Contains(route.Upstream.Name));
 
     /// <summary>HEAD of a blob the cache lacks: the download in progress knows its length, else the upstream is asked.</summary>
     private async ValueTask<BlobResult> HeadUncachedAsync(Route route, Digest digest, CancellationToken cancellationToken)
@@ -304,7 +329,7 @@ internal sealed partial class BlobService
             outcome = await ingest.CopyAsync(body, limits, _time, bytes => _metrics.BytesFetched(bytes, upstream.Name), stopping).ConfigureAwait(false);
             if (outcome == DownloadOutcome.Running)
             {
-                outcome = await _cache.CommitAsync(writer, mediaType: null, stopping).ConfigureAwait(false) switch
+                outcome = await _cache.CommitAsync(writer, mediaType: null, upstream.Origin, stopping).ConfigureAwait(false) switch
                 {
                     StorageStatus.Ok or StorageStatus.AlreadyExists => DownloadOutcome.Stored,
                     StorageStatus.Mismatch => DownloadOutcome.DigestMismatch,

@@ -84,7 +84,7 @@ internal sealed partial class ManifestService
 
     public async ValueTask<ManifestResult> GetByDigestAsync(Route route, Digest digest, CancellationToken cancellationToken)
     {
-        if (await TryCachedAsync(digest, cancellationToken).ConfigureAwait(false) is { } cached)
+        if (await TryCachedAsync(route, digest, cancellationToken).ConfigureAwait(false) is { } cached)
         {
             return new ManifestResult(ManifestStatus.Hit, digest, cached.MediaType, cached.Content);
         }
@@ -96,7 +96,7 @@ internal sealed partial class ManifestService
     public async ValueTask<ManifestResult> GetByTagAsync(Route route, string tag, CancellationToken cancellationToken)
     {
         var record = await _cache.GetTagAsync(route.Upstream.Name, route.Repository, tag, cancellationToken).ConfigureAwait(false);
-        if (record is not null && await TryCachedAsync(record.Digest, cancellationToken).ConfigureAwait(false) is { } cached)
+        if (record is not null && await TryCachedAsync(route, record.Digest, cancellationToken).ConfigureAwait(false) is { } cached)
         {
             if (_time.GetUtcNow() - record.FetchedAt < _freshness.TtlFor(route.Upstream, route.Repository, tag))
             {
@@ -119,8 +119,12 @@ internal sealed partial class ManifestService
             .ConfigureAwait(false);
     }
 
-    /// <summary>The cached manifest bytes and type, or null when the cache holds no verified manifest for the digest.</summary>
-    private async ValueTask<(string MediaType, byte[] Content)?> TryCachedAsync(Digest digest, CancellationToken cancellationToken)
+    /// <summary>
+    /// The cached manifest bytes and type, or null when the cache holds no verified manifest for the digest that this
+    /// route may read: content a private upstream brought in is read through another upstream's route only once that
+    /// upstream has shown it holds it (a HEAD by digest).
+    /// </summary>
+    private async ValueTask<(string MediaType, byte[] Content)?> TryCachedAsync(Route route, Digest digest, CancellationToken cancellationToken)
     {
         if (await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is not { } entry || entry.Size > MaxManifestSize)
         {
@@ -128,10 +132,22 @@ internal sealed partial class ManifestService
             return null;
         }
 
-        entry = await _cache.ResolveKindAsync(digest, entry, cancellationToken).ConfigureAwait(false);
+        entry = await _cache.ResolveAsync(digest, entry, cancellationToken).ConfigureAwait(false);
         if (entry.Kind != ContentKind.Manifest)
         {
             return null;
+        }
+
+        if (!BlobService.IsVisible(entry, route))
+        {
+            using var proof = await route.Upstream.SendAsync(
+                new UpstreamRequest(HttpMethod.Head, route.Repository, "manifests/" + digest.Value) { Accept = MediaTypes.ManifestAccept }, cancellationToken).ConfigureAwait(false);
+            if (!proof.IsSuccess)
+            {
+                return null;
+            }
+
+            entry = await _cache.VouchAsync(digest, entry, route.Upstream.Origin, cancellationToken).ConfigureAwait(false);
         }
 
         var (status, content) = await _cache.ReadSmallAsync(digest, entry, cancellationToken).ConfigureAwait(false);
@@ -163,7 +179,7 @@ internal sealed partial class ManifestService
                     // Confirmed: the index learns the time; the file keeps the digest it already has.
                     await _cache.PutTagAsync(route.Upstream.Name, route.Repository, tag, cached with { FetchedAt = _time.GetUtcNow() }, digestChanged: false, _stopping)
                         .ConfigureAwait(false);
-                    return await FromCacheAsync(ManifestStatus.Hit, cached, null).ConfigureAwait(false);
+                    return await FromCacheAsync(route, ManifestStatus.Hit, cached, null).ConfigureAwait(false);
                 }
             }
             else if (head.Outcome == UpstreamOutcome.NotFound && _honourNotFound)
@@ -173,7 +189,7 @@ internal sealed partial class ManifestService
             else if (head.Outcome != UpstreamOutcome.NotFound)
             {
                 // Unreachable, marked down, 5xx, 429, 401/403, 4xx, redirect loops, HTML: serve what the cache holds.
-                return await FromCacheAsync(ManifestStatus.Stale, cached, head).ConfigureAwait(false);
+                return await FromCacheAsync(route, ManifestStatus.Stale, cached, head).ConfigureAwait(false);
             }
         }
 
@@ -195,7 +211,7 @@ internal sealed partial class ManifestService
 
             if (cached is not null)
             {
-                return await FromCacheAsync(ManifestStatus.Stale, cached, response).ConfigureAwait(false);
+                return await FromCacheAsync(route, ManifestStatus.Stale, cached, response).ConfigureAwait(false);
             }
 
             var status = response.Outcome switch
@@ -228,7 +244,7 @@ internal sealed partial class ManifestService
                 var detail = ex is OperationCanceledException ? "the manifest body did not arrive in time" : "the manifest body broke off";
                 await route.Upstream.ReportBodyFailureAsync(transport: true, detail).ConfigureAwait(false);
                 return cached is not null
-                    ? await FromCacheAsync(ManifestStatus.Stale, cached, new UpstreamResponse(UpstreamOutcome.Unreachable, null, detail)).ConfigureAwait(false)
+                    ? await FromCacheAsync(route, ManifestStatus.Stale, cached, new UpstreamResponse(UpstreamOutcome.Unreachable, null, detail)).ConfigureAwait(false)
                     : ManifestResult.Failure(ManifestStatus.Unavailable, UpstreamOutcome.Unreachable, null, detail);
             }
         }
@@ -251,7 +267,7 @@ internal sealed partial class ManifestService
 
         // A disk that refuses the write does not stop the answer: it is served from memory, and the cache is
         // reported degraded (by the cache itself).
-        await _cache.PutManifestAsync(digest, bytes, mediaType, _stopping).ConfigureAwait(false);
+        await _cache.PutManifestAsync(digest, bytes, mediaType, route.Upstream.Origin, _stopping).ConfigureAwait(false);
         if (expected is null)
         {
             await _cache.PutTagAsync(route.Upstream.Name, route.Repository, reference, new TagRecord(digest, mediaType, bytes.Length, _time.GetUtcNow()),
@@ -263,9 +279,9 @@ internal sealed partial class ManifestService
     }
 
     /// <summary>The cached manifest a tag points to, as <paramref name="status"/>; when it is gone after all, the upstream's failure.</summary>
-    private async ValueTask<ManifestResult> FromCacheAsync(ManifestStatus status, TagRecord cached, UpstreamResponse? response)
+    private async ValueTask<ManifestResult> FromCacheAsync(Route route, ManifestStatus status, TagRecord cached, UpstreamResponse? response)
     {
-        if (await TryCachedAsync(cached.Digest, _stopping).ConfigureAwait(false) is { } manifest)
+        if (await TryCachedAsync(route, cached.Digest, _stopping).ConfigureAwait(false) is { } manifest)
         {
             return new ManifestResult(status, cached.Digest, manifest.MediaType, manifest.Content)
             {
@@ -283,7 +299,7 @@ internal sealed partial class ManifestService
     {
         Log.ManifestInvalid(_logger, route.Upstream.Name, route.Repository, reference, reason);
         return cached is not null
-            ? await FromCacheAsync(ManifestStatus.Stale, cached, new UpstreamResponse(UpstreamOutcome.Failed, null, reason)).ConfigureAwait(false)
+            ? await FromCacheAsync(route, ManifestStatus.Stale, cached, new UpstreamResponse(UpstreamOutcome.Failed, null, reason)).ConfigureAwait(false)
             : ManifestResult.Failure(ManifestStatus.Invalid, UpstreamOutcome.Failed, null, reason);
     }
 

@@ -1,3 +1,4 @@
+using MirrorProxy.Auth;
 using MirrorProxy.Cache;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
@@ -17,25 +18,28 @@ internal sealed class ImageCheckService
 {
     private readonly MirrorCache _cache;
     private readonly UpstreamRouter _router;
+    private readonly AccessPolicy _access;
 
-    public ImageCheckService(MirrorCache cache, UpstreamRouter router)
+    public ImageCheckService(MirrorCache cache, UpstreamRouter router, AccessPolicy access)
     {
         _cache = cache;
         _router = router;
+        _access = access;
     }
 
-    public async Task<IReadOnlyList<ImageCheckResult>> CheckAsync(IEnumerable<string> images, PlatformSelection platforms, CancellationToken cancellationToken)
+    /// <summary>Checks images for <paramref name="identity"/>: what it may not pull is reported missing, with nothing about its content.</summary>
+    public async Task<IReadOnlyList<ImageCheckResult>> CheckAsync(IEnumerable<string> images, PlatformSelection platforms, ClientIdentity identity, CancellationToken cancellationToken)
     {
         var results = new List<ImageCheckResult>();
         foreach (var image in images)
         {
-            results.Add(await CheckAsync(image, platforms, cancellationToken).ConfigureAwait(false));
+            results.Add(await CheckAsync(image, platforms, identity, cancellationToken).ConfigureAwait(false));
         }
 
         return results;
     }
 
-    public async Task<ImageCheckResult> CheckAsync(string image, PlatformSelection platforms, CancellationToken cancellationToken)
+    public async Task<ImageCheckResult> CheckAsync(string image, PlatformSelection platforms, ClientIdentity identity, CancellationToken cancellationToken)
     {
         if (!ImageReference.TryParse(image, out var reference, out var error))
         {
@@ -50,6 +54,16 @@ internal sealed class ImageCheckService
         }
 
         var repository = upstream.NormalizeRepository(reference.Repository);
+        switch (_access.Decide(identity, upstream, repository))
+        {
+            case AccessDecision.AuthenticationRequired:
+                walk.Problems.Add($"registry {reference.Registry} is private: authenticate to check it");
+                return walk.Result();
+            case AccessDecision.Denied:
+                walk.Problems.Add($"no upstream is configured for registry {reference.Registry} that you may read");
+                return walk.Result();
+        }
+
         Digest top;
         if (reference.Digest is { } digest)
         {
@@ -105,7 +119,7 @@ internal sealed class ImageCheckService
         if (await _cache.IsStoredAsync(digest, size, cancellationToken).ConfigureAwait(false)
             && await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is { Size: <= ManifestService.MaxManifestSize } found)
         {
-            entry = await _cache.ResolveKindAsync(digest, found, cancellationToken).ConfigureAwait(false);
+            entry = await _cache.ResolveAsync(digest, found, cancellationToken).ConfigureAwait(false);
             if (entry.Kind == ContentKind.Manifest)
             {
                 (_, content) = await _cache.ReadSmallAsync(digest, entry, cancellationToken).ConfigureAwait(false);

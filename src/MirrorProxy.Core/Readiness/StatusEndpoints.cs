@@ -12,8 +12,15 @@ internal static class StatusEndpoints
 
     public static void MapStatusEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/status/images", static async (HttpContext context, ImageCheckService checker) =>
+        app.MapPost("/status/images", static async (HttpContext context, ImageCheckService checker, Auth.ClientAuthenticator authenticator) =>
         {
+            var (outcome, identity) = await authenticator.AuthenticateAsync(context).ConfigureAwait(false);
+            if (outcome == Auth.AuthenticationOutcome.Rejected)
+            {
+                context.Response.Headers.WWWAuthenticate = authenticator.Challenge;
+                return Results.Problem(title: "the credentials were refused", statusCode: StatusCodes.Status401Unauthorized);
+            }
+
             ImageCheckRequest? request;
             try
             {
@@ -34,7 +41,7 @@ internal static class StatusEndpoints
                 return Results.Problem(title: "platforms: " + error, statusCode: StatusCodes.Status400BadRequest);
             }
 
-            var results = await checker.CheckAsync(images, platforms!, context.RequestAborted).ConfigureAwait(false);
+            var results = await checker.CheckAsync(images, platforms!, identity, context.RequestAborted).ConfigureAwait(false);
             return Results.Json(new ImageCheckResponse(platforms!.ToString(), results), ImageCheckJsonContext.Default.ImageCheckResponse);
         });
     }

@@ -16,6 +16,7 @@ namespace MirrorProxy.Storage;
 internal sealed partial class FileContentStore : IContentStore
 {
     private const string TypeSuffix = ".type";
+    private const string OriginsSuffix = ".origins";
     private const int QuarantineKept = 32;
 
     private readonly ILogger _logger;
@@ -91,16 +92,44 @@ internal sealed partial class FileContentStore : IContentStore
         }
     }
 
-    public async ValueTask<string?> GetMediaTypeAsync(Digest digest, CancellationToken cancellationToken)
+    public async ValueTask<ContentAttributes> GetAttributesAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        var path = Layout.BlobPath(digest);
+        var mediaType = (await ReadSidecarAsync(path + TypeSuffix, cancellationToken).ConfigureAwait(false))?.Trim();
+        var origins = await ReadSidecarAsync(path + OriginsSuffix, cancellationToken).ConfigureAwait(false);
+        return new ContentAttributes(
+            string.IsNullOrEmpty(mediaType) ? null : mediaType,
+            origins is null ? [] : origins.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    }
+
+    private static async ValueTask<string?> ReadSidecarAsync(string path, CancellationToken cancellationToken)
     {
         try
         {
-            var text = await File.ReadAllTextAsync(Layout.BlobPath(digest) + TypeSuffix, cancellationToken).ConfigureAwait(false);
-            return text.Trim() is { Length: > 0 } mediaType ? mediaType : null;
+            return await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
         {
             return null;
+        }
+    }
+
+    public async ValueTask<StorageStatus> SetOriginsAsync(Digest digest, IReadOnlyCollection<string> privateOrigins, CancellationToken cancellationToken)
+    {
+        var path = Layout.BlobPath(digest) + OriginsSuffix;
+        if (privateOrigins.Count > 0)
+        {
+            return await WriteAtomicallyAsync(path, Encoding.UTF8.GetBytes(string.Join('\n', privateOrigins)), cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            File.Delete(path);
+            return StorageStatus.Ok;
+        }
+        catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
+        {
+            return StorageErrors.Classify(ex);
         }
     }
 
@@ -123,6 +152,7 @@ internal sealed partial class FileContentStore : IContentStore
             var existed = File.Exists(path);
             File.Delete(path);
             File.Delete(path + TypeSuffix);
+            File.Delete(path + OriginsSuffix);
             return ValueTask.FromResult(existed ? StorageStatus.Ok : StorageStatus.NotFound);
         }
         catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
@@ -141,6 +171,7 @@ internal sealed partial class FileContentStore : IContentStore
                 $"{digest.Algorithm}-{digest.Encoded}-{reason.ToString().ToLowerInvariant()}-{_time.GetUtcNow().ToUnixTimeMilliseconds()}");
             File.Move(path, target);
             File.Delete(path + TypeSuffix);
+            File.Delete(path + OriginsSuffix);
             TrimQuarantine();
             return ValueTask.FromResult(StorageStatus.Ok);
         }
@@ -194,7 +225,8 @@ internal sealed partial class FileContentStore : IContentStore
                 cancellationToken.ThrowIfCancellationRequested();
                 foreach (var file in shard.EnumerateFiles("*", options))
                 {
-                    if (file.Name.EndsWith(TypeSuffix, StringComparison.Ordinal) || !Digest.TryParse(string.Concat(algorithm, ":", file.Name), out var digest))
+                    if (file.Name.EndsWith(TypeSuffix, StringComparison.Ordinal) || file.Name.EndsWith(OriginsSuffix, StringComparison.Ordinal)
+                        || !Digest.TryParse(string.Concat(algorithm, ":", file.Name), out var digest))
                     {
                         continue;
                     }
@@ -314,7 +346,7 @@ internal sealed partial class FileContentStore : IContentStore
         public ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
             RandomAccess.ReadAsync(_handle, buffer, offset, cancellationToken);
 
-        public async ValueTask<StorageStatus> CommitAsync(string? mediaType, CancellationToken cancellationToken)
+        public async ValueTask<StorageStatus> CommitAsync(string? mediaType, IReadOnlyCollection<string>? privateOrigins, CancellationToken cancellationToken)
         {
             Span<byte> hash = stackalloc byte[64];
             var length = _hash.GetHashAndReset(hash);
@@ -345,6 +377,16 @@ internal sealed partial class FileContentStore : IContentStore
                 if (File.Exists(path))
                 {
                     return StorageStatus.AlreadyExists;
+                }
+
+                if (privateOrigins is { Count: > 0 })
+                {
+                    // The origins before the bytes: content never exists looking public when it is not.
+                    var originsStatus = await _store.SetOriginsAsync(Digest, privateOrigins, cancellationToken).ConfigureAwait(false);
+                    if (originsStatus != StorageStatus.Ok)
+                    {
+                        return originsStatus;
+                    }
                 }
 
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);

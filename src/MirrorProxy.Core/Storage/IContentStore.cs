@@ -11,6 +11,11 @@ internal readonly record struct ContentStat(StorageStatus Status, long Size)
     public bool Exists => Status == StorageStatus.Ok;
 }
 
+/// <summary>What is recorded with an object besides its bytes.</summary>
+/// <param name="MediaType">The manifest media type; null for an object stored as a plain blob.</param>
+/// <param name="PrivateOrigins">The private upstreams it came from; empty when it is public.</param>
+internal readonly record struct ContentAttributes(string? MediaType, IReadOnlyList<string> PrivateOrigins);
+
 /// <summary>Why an object is taken out of service.</summary>
 internal enum QuarantineReason
 {
@@ -40,11 +45,14 @@ internal interface IContentStore
     /// <summary>Starts writing an object; <see cref="StorageStatus.NoSpace"/> or <see cref="StorageStatus.ReadOnly"/> when the storage cannot take it.</summary>
     ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken);
 
-    /// <summary>The manifest media type recorded with an object, or null when it was stored as a plain blob.</summary>
-    ValueTask<string?> GetMediaTypeAsync(Digest digest, CancellationToken cancellationToken);
+    /// <summary>What is recorded with an object: its manifest media type (null for a plain blob) and the private upstreams it came from (none: public).</summary>
+    ValueTask<ContentAttributes> GetAttributesAsync(Digest digest, CancellationToken cancellationToken);
 
     /// <summary>Records the manifest media type of an object that is already stored.</summary>
     ValueTask<StorageStatus> SetMediaTypeAsync(Digest digest, string mediaType, CancellationToken cancellationToken);
+
+    /// <summary>Records the private upstreams an already stored object came from; none makes it public.</summary>
+    ValueTask<StorageStatus> SetOriginsAsync(Digest digest, IReadOnlyCollection<string> privateOrigins, CancellationToken cancellationToken);
 
     ValueTask<StorageStatus> DeleteAsync(Digest digest, CancellationToken cancellationToken);
 
@@ -86,10 +94,12 @@ internal interface IContentWriter : IAsyncDisposable
 
     /// <summary>
     /// Verifies the digest (and the expected size, when one was given), makes the bytes durable and publishes them
-    /// atomically, with <paramref name="mediaType"/> when the object is a manifest. <see cref="StorageStatus.Ok"/>
-    /// or <see cref="StorageStatus.AlreadyExists"/> mean the object is stored.
+    /// atomically, with <paramref name="mediaType"/> when the object is a manifest and <paramref name="privateOrigins"/>
+    /// when it came from private upstreams (recorded before the bytes become visible, so a crash never leaves private
+    /// content looking public). <see cref="StorageStatus.Ok"/> or <see cref="StorageStatus.AlreadyExists"/> mean the
+    /// object is stored; an object that existed keeps its origins (the caller merges them).
     /// </summary>
-    ValueTask<StorageStatus> CommitAsync(string? mediaType, CancellationToken cancellationToken);
+    ValueTask<StorageStatus> CommitAsync(string? mediaType, IReadOnlyCollection<string>? privateOrigins, CancellationToken cancellationToken);
 
     /// <summary>Discards what was written. Nothing is published.</summary>
     ValueTask AbortAsync();

@@ -19,7 +19,8 @@ internal enum ContentKind : byte
 /// <param name="Kind">Blob, manifest, or not known yet.</param>
 /// <param name="MediaType">The manifest media type; null for blobs.</param>
 /// <param name="LastAccess">Last time it was served or stored (to the precision the index keeps), for eviction.</param>
-internal readonly record struct ContentEntry(long Size, ContentKind Kind, string? MediaType, DateTimeOffset LastAccess);
+/// <param name="Origins">The private upstreams that brought it or showed they hold it; empty when it is public.</param>
+internal readonly record struct ContentEntry(long Size, ContentKind Kind, string? MediaType, DateTimeOffset LastAccess, OriginSet Origins = default);
 
 /// <summary>A tag as last seen upstream: what it pointed to and when that was confirmed.</summary>
 internal sealed record TagRecord(Digest Digest, string MediaType, long Size, DateTimeOffset FetchedAt);
@@ -39,7 +40,7 @@ internal static class IndexRecords
     private const byte Sha256 = 1;
     private const byte Sha512 = 2;
 
-    /// <summary>Fixed part of a content value: version, kind, reserved (2), size (8), last access (8).</summary>
+    /// <summary>Fixed part of a content value: version, kind, origin count, reserved, size (8), last access (8); then the origins (4 each), then the media type.</summary>
     private const int ContentFixed = 20;
 
     /// <summary>Fixed part of a tag value: version, digest length, media type length (2), fetched at (8), size (8).</summary>
@@ -77,19 +78,27 @@ internal static class IndexRecords
     public static byte[] ContentValue(in ContentEntry entry)
     {
         var mediaType = entry.Kind == ContentKind.Manifest && entry.MediaType is { } type ? Encoding.UTF8.GetBytes(type) : [];
-        var value = new byte[ContentFixed + mediaType.Length];
+        var origins = entry.Origins.Count;
+        var value = new byte[ContentFixed + 4 * origins + mediaType.Length];
         value[0] = Version;
         value[1] = (byte)entry.Kind;
+        value[2] = (byte)origins;
         BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(4), entry.Size);
         BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(12), entry.LastAccess.ToUnixTimeMilliseconds());
-        mediaType.CopyTo(value, ContentFixed);
+        for (var i = 0; i < origins; i++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(value.AsSpan(ContentFixed + 4 * i), entry.Origins[i]);
+        }
+
+        mediaType.CopyTo(value, ContentFixed + 4 * origins);
         return value;
     }
 
     public static bool TryReadContentValue(ReadOnlySpan<byte> value, out ContentEntry entry)
     {
         entry = default;
-        if (value.Length < ContentFixed || value[0] != Version || value[1] > (byte)ContentKind.Manifest)
+        if (value.Length < ContentFixed || value[0] != Version || value[1] > (byte)ContentKind.Manifest || value[2] > OriginSet.Capacity
+            || value.Length < ContentFixed + 4 * value[2])
         {
             return false;
         }
@@ -97,8 +106,21 @@ internal static class IndexRecords
         var kind = (ContentKind)value[1];
         var size = BinaryPrimitives.ReadInt64LittleEndian(value[4..]);
         var lastAccess = DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64LittleEndian(value[12..]));
-        var mediaType = kind == ContentKind.Manifest && value.Length > ContentFixed ? MediaTypes.Intern(value[ContentFixed..]) : null;
-        entry = new ContentEntry(size, kind, mediaType, lastAccess);
+        var origins = OriginSet.Public;
+        Span<uint> ids = stackalloc uint[OriginSet.Capacity];
+        for (var i = 0; i < value[2]; i++)
+        {
+            ids[i] = BinaryPrimitives.ReadUInt32LittleEndian(value[(ContentFixed + 4 * i)..]);
+        }
+
+        if (value[2] > 0)
+        {
+            origins = new OriginSet(value[2], ids[0], ids[1], ids[2], ids[3]);
+        }
+
+        var typeStart = ContentFixed + 4 * value[2];
+        var mediaType = kind == ContentKind.Manifest && value.Length > typeStart ? MediaTypes.Intern(value[typeStart..]) : null;
+        entry = new ContentEntry(size, kind, mediaType, lastAccess, origins);
         return size >= 0;
     }
 

@@ -12,6 +12,12 @@ public sealed class UpstreamOptions
     /// <summary>Other names that route here, as <c>ns</c> values or path prefixes (e.g. <c>index.docker.io</c>, <c>k8s</c>).</summary>
     public List<string> Aliases { get; set; } = [];
 
+    /// <summary>
+    /// Whether clients need not authenticate to pull through this upstream. Defaults to false when the upstream has
+    /// credentials (what they can read stays private), true otherwise.
+    /// </summary>
+    public bool? Anonymous { get; set; }
+
     public string? Username { get; set; }
 
     public string? Password { get; set; }

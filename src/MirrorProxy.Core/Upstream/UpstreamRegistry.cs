@@ -6,6 +6,7 @@ using MirrorProxy.Common;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.Resilience;
+using MirrorProxy.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace MirrorProxy.Upstream;
@@ -90,6 +91,12 @@ internal sealed partial class UpstreamRegistry : IDisposable
         Resilience = new UpstreamResilience(Name, options, offline, background, time, _logger);
         Resilience.SetProbe(ProbeAsync);
     }
+
+    /// <summary>Whether any client may pull through this upstream (it is anonymous); otherwise only authenticated, allowed users.</summary>
+    public bool IsPublic => Options.Anonymous ?? _basicCredentials is null;
+
+    /// <summary>This upstream as the origin of cached content.</summary>
+    public ContentOrigin Origin => new(Name, IsPublic);
 
     /// <summary>Circuit breaker and timeouts for this upstream.</summary>
     public UpstreamResilience Resilience { get; }

@@ -64,7 +64,7 @@ internal static class PinEndpoints
                 return Results.Problem(title: "give \"images\" and optionally \"platforms\" (linux/amd64,... or all)", statusCode: StatusCodes.Status400BadRequest);
             }
 
-            var results = await checker.CheckAsync(images, platforms!, context.RequestAborted).ConfigureAwait(false);
+            var results = await checker.CheckAsync(images, platforms!, Auth.ClientIdentity.Operator, context.RequestAborted).ConfigureAwait(false);
             var digests = results.SelectMany(r => r.Content).Select(c => c.Digest).Distinct(StringComparer.Ordinal).ToArray();
             var set = new PinSet(name, [.. images], platforms!.ToString(), time.GetUtcNow(), digests);
             if (await pins.PutAsync(set, context.RequestAborted).ConfigureAwait(false) is not Storage.StorageStatus.Ok and var status)

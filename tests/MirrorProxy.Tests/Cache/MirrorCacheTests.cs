@@ -19,7 +19,7 @@ public sealed class MirrorCacheTests : IDisposable
     [Fact]
     public async Task PutManifest_ThenLookupAndRead_GivesBytesSizeKindAndType()
     {
-        Assert.Equal(StorageStatus.Ok, await Cache.PutManifestAsync(ManifestDigest, Manifest, MediaTypes.OciManifest, CancellationToken.None));
+        Assert.Equal(StorageStatus.Ok, await Cache.PutManifestAsync(ManifestDigest, Manifest, MediaTypes.OciManifest, TestCache.Public, CancellationToken.None));
 
         var entry = await Cache.LookupAsync(ManifestDigest, CancellationToken.None);
         Assert.Equal(new ContentEntry(Manifest.Length, ContentKind.Manifest, MediaTypes.OciManifest, _time.GetUtcNow()), entry);
@@ -33,16 +33,37 @@ public sealed class MirrorCacheTests : IDisposable
     [Fact]
     public async Task Lookup_FileAddedBehindTheIndex_IsFoundCountedAndItsKindResolvedFromTheFiles()
     {
-        await Cache.PutManifestAsync(ManifestDigest, Manifest, MediaTypes.OciManifest, CancellationToken.None);
+        await Cache.PutManifestAsync(ManifestDigest, Manifest, MediaTypes.OciManifest, TestCache.Public, CancellationToken.None);
         await _test.ReopenAsync(clean: true);
         Cache.Index.DeleteContent(ManifestDigest);
 
         var entry = await Cache.LookupAsync(ManifestDigest, CancellationToken.None);
 
         Assert.Equal(ContentKind.Unknown, entry!.Value.Kind);
-        var resolved = await Cache.ResolveKindAsync(ManifestDigest, entry.Value, CancellationToken.None);
+        var resolved = await Cache.ResolveAsync(ManifestDigest, entry.Value, CancellationToken.None);
         Assert.Equal((ContentKind.Manifest, MediaTypes.OciManifest), (resolved.Kind, resolved.MediaType));
         Assert.Equal(resolved, await Cache.LookupAsync(ManifestDigest, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Origins_PrivateContent_StaysPrivateUntilAPublicUpstreamVouches_AndSurvivesALostIndex()
+    {
+        var harbor = new ContentOrigin("harbor.internal", IsPublic: false);
+        var digest = await _test.PutBlobAsync(new byte[100], harbor);
+        var entry = (await Cache.LookupAsync(digest, CancellationToken.None))!.Value;
+        Assert.True(entry.Origins.Contains("harbor.internal"));
+        Assert.False(entry.Origins.IsPublic);
+
+        Directory.Delete(Path.Combine(_test.Root, "index"), recursive: true);
+        await _test.ReopenAsync(clean: false);
+        var rebuilt = await Cache.ResolveAsync(digest, (await Cache.LookupAsync(digest, CancellationToken.None))!.Value, CancellationToken.None);
+        Assert.Equal(entry.Origins, rebuilt.Origins);
+
+        var other = await Cache.VouchAsync(digest, rebuilt, new ContentOrigin("other.internal", IsPublic: false), CancellationToken.None);
+        Assert.True(other.Origins.Contains("other.internal") && other.Origins.Contains("harbor.internal"));
+        var vouched = await Cache.VouchAsync(digest, other, TestCache.Public, CancellationToken.None);
+        Assert.True(vouched.Origins.IsPublic);
+        Assert.True((await Cache.LookupAsync(digest, CancellationToken.None))!.Value.Origins.IsPublic);
     }
 
     [Fact]

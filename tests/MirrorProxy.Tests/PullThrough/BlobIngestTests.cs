@@ -130,7 +130,7 @@ public sealed class BlobIngestTests : IDisposable
         var buffer = new byte[Content.Length];
         Assert.Equal(Content.Length, await ingest.ReadAsync(0, buffer, CancellationToken.None));
         Assert.Equal(Content, buffer);
-        Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, CancellationToken.None));
+        Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, null, CancellationToken.None));
         Assert.True((await _store.StatAsync(digest, CancellationToken.None)).Exists);
     }
 
@@ -141,7 +141,7 @@ public sealed class BlobIngestTests : IDisposable
         var (ingest, writer) = await StartWithWriterAsync(digest, Content.Length);
 
         Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
-        Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, CancellationToken.None));
+        Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, null, CancellationToken.None));
     }
 
     [Fact]
@@ -152,7 +152,7 @@ public sealed class BlobIngestTests : IDisposable
 
         Assert.Equal(DownloadOutcome.Running, await CopyAsync(ingest, Content));
 
-        Assert.Equal(StorageStatus.Mismatch, await writer.CommitAsync(null, CancellationToken.None));
+        Assert.Equal(StorageStatus.Mismatch, await writer.CommitAsync(null, null, CancellationToken.None));
         Assert.False((await _store.StatAsync(digest, CancellationToken.None)).Exists);
     }
 

@@ -93,7 +93,7 @@ public sealed class FileContentStoreTests : IDisposable
             Assert.Equal(4, await writer.ReadAsync(0, buffer, CancellationToken.None));
 
             await writer.WriteAsync(Content.AsMemory(4), CancellationToken.None);
-            Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, CancellationToken.None));
+            Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, null, CancellationToken.None));
             Assert.Equal(Content.Length - 4, await writer.ReadAsync(4, buffer, CancellationToken.None));
         }
     }
@@ -117,10 +117,31 @@ public sealed class FileContentStoreTests : IDisposable
         var digest = Digest.ComputeSha256(Content);
         await WriteAsync(digest, Content, null, MediaTypes.OciManifest);
 
-        Assert.Equal(MediaTypes.OciManifest, await _store.GetMediaTypeAsync(digest, CancellationToken.None));
+        var attributes = await _store.GetAttributesAsync(digest, CancellationToken.None);
+        Assert.Equal(MediaTypes.OciManifest, attributes.MediaType);
+        Assert.Empty(attributes.PrivateOrigins);
         var listed = Assert.Single(await ToListAsync(_store.EnumerateAsync(CancellationToken.None)));
         Assert.Equal(digest, listed.Digest);
         Assert.Equal(Content.Length, listed.Size);
+    }
+
+    [Fact]
+    public async Task Commit_FromPrivateUpstreams_RecordsThemBeforeTheBytesAppear_AndEnumerationSkipsTheRecord()
+    {
+        var digest = Digest.ComputeSha256(Content);
+        var (_, writer) = await _store.BeginWriteAsync(digest, null, CancellationToken.None);
+        await using (writer!)
+        {
+            await writer!.WriteAsync(Content, CancellationToken.None);
+            Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, ["harbor.internal"], CancellationToken.None));
+        }
+
+        Assert.Equal(["harbor.internal"], (await _store.GetAttributesAsync(digest, CancellationToken.None)).PrivateOrigins);
+        Assert.Equal(StorageStatus.Ok, await _store.SetOriginsAsync(digest, ["harbor.internal", "other.internal"], CancellationToken.None));
+        Assert.Equal(["harbor.internal", "other.internal"], (await _store.GetAttributesAsync(digest, CancellationToken.None)).PrivateOrigins);
+        Assert.Equal(StorageStatus.Ok, await _store.SetOriginsAsync(digest, [], CancellationToken.None));
+        Assert.Empty((await _store.GetAttributesAsync(digest, CancellationToken.None)).PrivateOrigins);
+        Assert.Single(await ToListAsync(_store.EnumerateAsync(CancellationToken.None)));
     }
 
     [Fact]
@@ -185,7 +206,7 @@ public sealed class FileContentStoreTests : IDisposable
         await using (writer!)
         {
             Assert.Equal(StorageStatus.Ok, await writer!.WriteAsync(content, CancellationToken.None));
-            return await writer.CommitAsync(mediaType, CancellationToken.None);
+            return await writer.CommitAsync(mediaType, null, CancellationToken.None);
         }
     }
 

@@ -42,7 +42,10 @@ internal sealed class TestCache : IDisposable
     }
 
     /// <summary>Stores <paramref name="content"/> as a blob through the write path the downloads use.</summary>
-    public async Task<Digest> PutBlobAsync(byte[] content)
+    /// <summary>Content from an anonymous upstream.</summary>
+    public static ContentOrigin Public { get; } = new("public.test", IsPublic: true);
+
+    public async Task<Digest> PutBlobAsync(byte[] content, ContentOrigin? origin = null)
     {
         var digest = Digest.ComputeSha256(content);
         var (status, writer) = await Cache.BeginWriteAsync(digest, content.Length, CancellationToken.None);
@@ -50,7 +53,7 @@ internal sealed class TestCache : IDisposable
         await using (writer!)
         {
             Assert.Equal(StorageStatus.Ok, await writer!.WriteAsync(content, CancellationToken.None));
-            Assert.Equal(StorageStatus.Ok, await Cache.CommitAsync(writer, null, CancellationToken.None));
+            Assert.Equal(StorageStatus.Ok, await Cache.CommitAsync(writer, null, origin ?? Public, CancellationToken.None));
         }
 
         return digest;
