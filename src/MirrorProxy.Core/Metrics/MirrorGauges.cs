@@ -13,6 +13,7 @@ internal sealed class MirrorGauges
     public MirrorGauges(MirrorMetrics metrics, MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins)
     {
         var meter = metrics.Meter;
+        metrics.KnowUpstreams(upstreams.All.Select(u => u.Name));
         meter.CreateObservableGauge("mirrorproxy.cache.size", () => cache.TotalBytes, "By", "Bytes of content in the cache.");
         meter.CreateObservableGauge("mirrorproxy.cache.objects", () => cache.ObjectCount, "{object}", "Content objects (blobs and manifests) in the cache.");
         meter.CreateObservableGauge("mirrorproxy.cache.disk.free", () => cache.Store.FreeSpace() ?? 0, "By", "Free space on the cache's file system.");

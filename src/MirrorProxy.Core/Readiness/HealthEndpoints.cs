@@ -26,9 +26,10 @@ internal static class HealthEndpoints
     public static void MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", static () => Results.Text("ok\n"));
-        app.MapGet("/readyz", static (MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, IOptions<MirrorProxyOptions> options) =>
+        app.MapGet("/readyz", static (MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, IOptions<MirrorProxyOptions> options, Metrics.MirrorMetrics metrics) =>
         {
             var report = Check(cache, upstreams, pins, options.Value);
+            metrics.CacheWritable(report.CacheWritable);
             return Results.Json(report, ReadinessJsonContext.Default.ReadinessReport, statusCode: report.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
     }
