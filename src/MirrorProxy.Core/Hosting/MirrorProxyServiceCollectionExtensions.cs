@@ -5,6 +5,7 @@ using MirrorProxy.Readiness;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Resilience;
 using MirrorProxy.Routing;
+using MirrorProxy.Status;
 using MirrorProxy.Upstream;
 using MirrorProxy.WarmUp;
 using Microsoft.Extensions.Configuration;
@@ -65,6 +66,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<ManifestService>();
         services.TryAddSingleton<BlobService>();
         services.TryAddSingleton<RegistryHandler>();
+        services.AddMirrorProxyStatus();
         services.TryAddSingleton<ImageCheckService>();
         services.TryAddSingleton<PinStore>();
         services.TryAddSingleton<IPinnedContent>(static sp => sp.GetRequiredService<PinStore>());

@@ -3,6 +3,7 @@ using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Routing;
+using MirrorProxy.Status;
 using MirrorProxy.Upstream;
 using Microsoft.AspNetCore.Http;
 
@@ -20,9 +21,11 @@ internal sealed partial class RegistryHandler
     private readonly BlobService _blobs;
     private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly PullFailureLog _failures;
 
-    public RegistryHandler(UpstreamRouter router, MirrorCache cache, ManifestService manifests, BlobService blobs, MirrorMetrics metrics, TimeProvider time)
+    public RegistryHandler(UpstreamRouter router, MirrorCache cache, ManifestService manifests, BlobService blobs, MirrorMetrics metrics, TimeProvider time, PullFailureLog failures)
     {
+        _failures = failures;
         _router = router;
         _cache = cache;
         _manifests = manifests;
@@ -108,11 +111,12 @@ internal sealed partial class RegistryHandler
     /// <summary>
     /// The answer when the upstream gave nothing usable and nothing is cached. Statuses are chosen so containerd
     /// moves on to its next host at once: never a 429 (containerd would hammer the mirror with retries).
+    /// Each one is recorded for the status page and <c>mirrorproxy.pulls.failed</c>.
     /// </summary>
-    private static OciError UpstreamError(Route route, UpstreamOutcome outcome, TimeSpan? retryAfter, string? detail, bool isBlob, string reference)
+    private OciError UpstreamError(Route route, UpstreamOutcome outcome, TimeSpan? retryAfter, string? detail, bool isBlob, string reference)
     {
         var upstream = route.Upstream.Name;
-        return outcome switch
+        var error = outcome switch
         {
             UpstreamOutcome.NotFound => isBlob ? OciError.BlobUnknown(reference) : OciError.ManifestUnknown(reference),
             UpstreamOutcome.Unauthorized or UpstreamOutcome.Forbidden =>
@@ -124,6 +128,8 @@ internal sealed partial class RegistryHandler
                 RetryAfterSeconds = (int)Math.Clamp(retryAfter?.TotalSeconds ?? 10, 1, 3600),
             },
         };
+        _failures.Record(upstream, route.Repository, reference, error.Status, detail is null ? error.Message : $"{error.Message}: {detail}");
+        return error;
     }
 
     private static string StaleWarning(Route route, string? detail) =>
