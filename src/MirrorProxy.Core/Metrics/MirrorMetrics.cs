@@ -75,7 +75,7 @@ internal sealed class MirrorMetrics
     {
         Meter = meterFactory.Create(MeterName);
         _requests = Meter.CreateCounter<long>("mirrorproxy.requests", "{request}", "Registry requests by kind, result (hit, miss, stale, coalesced, not_found, error) and upstream.");
-        _served = Meter.CreateCounter<long>("mirrorproxy.served", "By", "Content bytes sent to clients, by source (cache, or a download in progress).");
+        _served = Meter.CreateCounter<long>("mirrorproxy.served", "By", "Content bytes sent to clients, by source (cache, or a download in progress) and upstream.");
         _fetched = Meter.CreateCounter<long>("mirrorproxy.upstream.fetched", "By", "Blob bytes downloaded from each upstream.");
         _upstreamDuration = Meter.CreateHistogram<double>("mirrorproxy.upstream.request.duration", "s", "Time to upstream response headers, by upstream and status.",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
@@ -104,11 +104,11 @@ internal sealed class MirrorMetrics
         }
     }
 
-    public void BytesServed(long bytes, bool fromCache)
+    public void BytesServed(long bytes, bool fromCache, string upstream)
     {
         if (_served.Enabled && bytes > 0)
         {
-            _served.Add(bytes, new KeyValuePair<string, object?>("source", fromCache ? "cache" : "download"));
+            _served.Add(bytes, new KeyValuePair<string, object?>("source", fromCache ? "cache" : "download"), new KeyValuePair<string, object?>("upstream", upstream));
         }
     }
 

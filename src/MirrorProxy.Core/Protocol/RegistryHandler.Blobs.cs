@@ -52,7 +52,7 @@ internal sealed partial class RegistryHandler
             }
 
             _metrics.Request(RequestKinds.Blob, coalesced ? RequestResults.Coalesced : RequestResults.Miss, route.Upstream.Name);
-            await ServeFromIngestAsync(context, ingest, start.Length).ConfigureAwait(false);
+            await ServeFromIngestAsync(context, route, ingest, start.Length).ConfigureAwait(false);
         }
         finally
         {
@@ -108,7 +108,7 @@ internal sealed partial class RegistryHandler
             if (!HttpMethods.IsHead(context.Request.Method))
             {
                 var sent = await ContentSender.CopyAsync(file, offset, count, context.Response.BodyWriter, context.RequestAborted).ConfigureAwait(false);
-                _metrics.BytesServed(sent, fromCache: true);
+                _metrics.BytesServed(sent, fromCache: true, route.Upstream.Name);
                 if (sent < count && !context.RequestAborted.IsCancellationRequested)
                 {
                     // The file is shorter than the index said: never end such a response as if complete.
@@ -127,7 +127,7 @@ internal sealed partial class RegistryHandler
         _cache.Touch(digest);
         if (WriteBlobHeaders(context, digest, content.Length, out var offset, out var count) && !HttpMethods.IsHead(context.Request.Method))
         {
-            _metrics.BytesServed(count, fromCache: true);
+            _metrics.BytesServed(count, fromCache: true, route.Upstream.Name);
             await context.Response.BodyWriter.WriteAsync(content.AsMemory((int)offset, (int)count), context.RequestAborted).ConfigureAwait(false);
         }
     }
@@ -192,7 +192,7 @@ internal sealed partial class RegistryHandler
     }
 
     /// <summary>Streams a blob that is still downloading, following the file as it grows.</summary>
-    private async Task ServeFromIngestAsync(HttpContext context, BlobIngest ingest, long? total)
+    private async Task ServeFromIngestAsync(HttpContext context, Route route, BlobIngest ingest, long? total)
     {
         long offset = 0;
         long? count = null;
@@ -236,7 +236,7 @@ internal sealed partial class RegistryHandler
                 }
 
                 var sent = await ContentSender.CopyAsync(ingest.Handle, position, Math.Min(limit, end) - position, writer, cancellationToken).ConfigureAwait(false);
-                _metrics.BytesServed(sent, fromCache: false);
+                _metrics.BytesServed(sent, fromCache: false, route.Upstream.Name);
                 if (sent == 0)
                 {
                     return; // client gone

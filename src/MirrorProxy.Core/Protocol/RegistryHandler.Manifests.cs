@@ -80,7 +80,7 @@ internal sealed partial class RegistryHandler
 
         if (content is not null)
         {
-            _metrics.BytesServed(content.Length, fromCache: true);
+            _metrics.BytesServed(content.Length, fromCache: true, route.Upstream.Name);
             await response.Body.WriteAsync(content, cancellationToken).ConfigureAwait(false);
         }
     }
