@@ -72,7 +72,9 @@ internal sealed class MirrorTrust : IDisposable
         {
             tls |= current is AuthenticationException;
             var message = current.Message.Replace(", see inner exception.", "", StringComparison.Ordinal).Replace(" See inner exception.", "", StringComparison.Ordinal).TrimEnd('.');
-            if (message.Length > 0 && !messages.Any(m => m.Contains(message, StringComparison.Ordinal)))
+            // The callback's own refusal says nothing the recorded reason does not.
+            if (message.Length > 0 && !message.Contains("RemoteCertificateValidationCallback", StringComparison.Ordinal)
+                && !messages.Any(m => m.Contains(message, StringComparison.Ordinal)))
             {
                 messages.Add(message);
             }
