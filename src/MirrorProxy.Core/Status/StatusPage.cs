@@ -20,7 +20,7 @@ internal static class StatusPage
         h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.2rem;margin:1.6rem 0 .5rem;border-bottom:1px solid var(--line)}
         #verdict{border-radius:.5rem;padding:1rem;color:#fff}#verdict.ok{background:var(--ok)}#verdict.bad{background:var(--bad)}
         #verdict ul{margin:.4rem 0 0;padding-left:1.2rem}.meta{font-size:.85rem;opacity:.85}
-        table{border-collapse:collapse;width:100%;table-layout:fixed}th,td{text-align:left;padding:.3rem .4rem;border-bottom:1px solid var(--line);vertical-align:top}
+        table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .4rem;border-bottom:1px solid var(--line);vertical-align:top}
         td,th,li,p{overflow-wrap:anywhere;word-break:break-word}
         .state{font-weight:600}.healthy,.complete{color:var(--ok)}.down,.missing{color:var(--bad)}.probing,.offline{color:var(--warn)}
         .bar{height:.8rem;border:1px solid var(--line);border-radius:.4rem;overflow:hidden}.bar>span{display:block;height:100%;background:var(--ok)}
@@ -128,7 +128,7 @@ internal static class StatusPage
         {
             html.Append("<div class=\"pinset\" data-pin-set=\"").Append(Encode(set.Name)).Append("\" data-missing=\"").Append(Number(set.MissingObjects))
                 .Append("\"><h3>").Append(Encode(set.Name)).Append("</h3><p><span class=\"state ").Append(set.Complete ? "complete\">Complete" : "missing\">Incomplete")
-                .Append("</span>: ").Append(Number(set.Images)).Append(" images, ").Append(Number(set.Objects - set.MissingObjects)).Append(" of ")
+                .Append("</span>: ").Append(Number(set.Images)).Append(set.Images == 1 ? " image, " : " images, ").Append(Number(set.Objects - set.MissingObjects)).Append(" of ")
                 .Append(Number(set.Objects)).Append(" objects cached; platforms ").Append(Encode(set.Platforms)).Append("; written ").Append(Time(set.UpdatedAt)).Append(".</p>");
             if (set.IncompleteImages.Count > 0)
             {
