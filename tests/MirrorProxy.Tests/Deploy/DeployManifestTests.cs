@@ -304,7 +304,7 @@ public sealed class DeployManifestTests : IDisposable
         start.Environment["MIRRORPROXY"] = Path.Combine(stubs, "mirrorproxy");
         start.Environment["CHRONYC"] = Path.Combine(stubs, "chronyc");
         start.Environment["GETENT"] = Path.Combine(stubs, "getent");
-        foreach (var name in new[] { "MIRROR_URL", "PLATFORMS", "DNS_NAMES", "NAMESPACE" })
+        foreach (var name in new[] { "MIRROR_URL", "MIRROR_CA", "PLATFORMS", "DNS_NAMES", "NAMESPACE" })
         {
             start.Environment.Remove(name);
         }
