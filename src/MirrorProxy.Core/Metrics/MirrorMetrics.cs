@@ -146,13 +146,21 @@ internal sealed class MirrorMetrics
     /// <summary>A cached object moved aside; <paramref name="reason"/> is one of <see cref="QuarantineReasons"/>.</summary>
     public void Quarantined(string reason) => _quarantined.Increment(reason);
 
-    /// <summary>A failed cache write; <paramref name="error"/> is one of <see cref="CacheWriteErrors"/>.</summary>
-    public void CacheWriteFailed(string error) => _writeFailures.Increment(error);
+    /// <summary>
+    /// A failed cache write; <paramref name="error"/> is one of <see cref="CacheWriteErrors"/>. A full or read-only
+    /// file system marks the cache degraded until the readiness probe's write test succeeds again.
+    /// </summary>
+    public void CacheWriteFailed(string error)
+    {
+        _writeFailures.Increment(error);
+        if (error is CacheWriteErrors.NoSpace or CacheWriteErrors.ReadOnly)
+        {
+            _cacheDegraded = true;
+        }
+    }
 
-    /// <summary>Whether the cache can be written now (the readiness probe's write test, or a failed write).</summary>
+    /// <summary>Whether the cache can be written now, as the readiness probe's write test found.</summary>
     public void CacheWritable(bool writable) => _cacheDegraded = !writable;
-
-    public bool IsCacheDegraded => _cacheDegraded;
 
     public void Evicted(long bytes)
     {
@@ -192,8 +200,6 @@ internal sealed class LabelledCounts
     public void Know(string value) => _counts.GetOrAdd(value, static _ => new StrongBox<long>());
 
     public void Increment(string value) => Interlocked.Increment(ref _counts.GetOrAdd(value, static _ => new StrongBox<long>()).Value);
-
-    public long this[string value] => _counts.TryGetValue(value, out var box) ? Interlocked.Read(ref box.Value) : 0;
 
     public IEnumerable<Measurement<long>> Observe()
     {

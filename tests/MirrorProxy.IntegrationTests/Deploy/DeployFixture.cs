@@ -50,7 +50,7 @@ public sealed class DeployFixture : IAsyncLifetime
         var rid = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "linux-arm64" : "linux-x64";
         (await ProcessRunner.RunAsync("dotnet",
             ["publish", Path.Combine(RepositoryRoot.Path, "src", "MirrorProxy"), "-c", "Release", "-r", rid, "-p:PublishAot=true", "-o", _publish.Path, "-nologo"],
-            TimeSpan.FromMinutes(8), CancellationToken.None)).EnsureSuccess();
+            TimeSpan.FromMinutes(15), CancellationToken.None)).EnsureSuccess();
         return Path.Combine(_publish.Path, "mirrorproxy");
     }
 
@@ -60,10 +60,4 @@ public sealed class DeployFixture : IAsyncLifetime
         await Harbor.DisposeAsync();
         _publish.Dispose();
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class DeployCollection : ICollectionFixture<DeployFixture>
-{
-    public const string Name = "deploy";
 }

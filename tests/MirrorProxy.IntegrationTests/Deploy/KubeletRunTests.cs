@@ -16,8 +16,12 @@ namespace MirrorProxy.IntegrationTests.Deploy;
 /// (the admin token, the image list, the Harbor robot secret, upstream URLs pointing at the test registries)
 /// and the Service (mirror.internal:5000 is the mirror's loopback port).
 /// </summary>
-[Collection(DeployCollection.Name)]
-public sealed class KubeletRunTests(DeployFixture fixture, ITestOutputHelper log) : IDisposable
+/// <remarks>
+/// In the pull-through collection, so that its Native AOT build does not run at the same time as the arm64 one
+/// (two AOT compilations at once on two cores take more than twice as long).
+/// </remarks>
+[Collection(PullThroughCollection.Name)]
+public sealed class KubeletRunTests(DeployFixture fixture, ITestOutputHelper log) : IDisposable, IClassFixture<DeployFixture>
 {
     private const string ImageName = "localhost/mirrorproxy:0.1.0";
     private readonly TempDirectory _work = new("kubelet");
