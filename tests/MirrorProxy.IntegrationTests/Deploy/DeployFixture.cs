@@ -29,19 +29,25 @@ public sealed class DeployFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var upstream = TestRegistry.StartAsync();
-        var harbor = TestRegistry.StartAsync(new TestRegistryOptions { BasicAuth = Robot });
-        var watch = Stopwatch.StartNew();
-        var program = Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } given ? given : await PublishAsync();
-        PublishTime = watch.Elapsed;
-        Image = ContainerImage.FromDockerfile(Path.Combine(RepositoryRoot.Path, "Dockerfile"), new Dictionary<string, string> { ["/out/mirrorproxy"] = program });
-
-        Upstream = await upstream;
-        Harbor = await harbor;
-        await OciImageFactory.PushMultiArchImageAsync(Upstream, "team/app", "1.0", "deploy-app");
-        await OciImageFactory.PushDockerImageAsync(Upstream, "library/busybox", "1.36", "deploy-busybox");
-        await OciImageFactory.PushMultiArchImageAsync(Harbor, "dockerhub-proxy/team/app", "1.0", "deploy-app");
-        await OciImageFactory.PushDockerImageAsync(Harbor, "dockerhub-proxy/library/busybox", "1.36", "deploy-busybox");
+        // A fixture whose initialisation fails is not disposed by xunit: clean up here.
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var program = Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } given ? given : await PublishAsync();
+            PublishTime = watch.Elapsed;
+            Image = ContainerImage.FromDockerfile(Path.Combine(RepositoryRoot.Path, "Dockerfile"), new Dictionary<string, string> { ["/out/mirrorproxy"] = program });
+            Upstream = await TestRegistry.StartAsync();
+            Harbor = await TestRegistry.StartAsync(new TestRegistryOptions { BasicAuth = Robot });
+            await OciImageFactory.PushMultiArchImageAsync(Upstream, "team/app", "1.0", "deploy-app");
+            await OciImageFactory.PushDockerImageAsync(Upstream, "library/busybox", "1.36", "deploy-busybox");
+            await OciImageFactory.PushMultiArchImageAsync(Harbor, "dockerhub-proxy/team/app", "1.0", "deploy-app");
+            await OciImageFactory.PushDockerImageAsync(Harbor, "dockerhub-proxy/library/busybox", "1.36", "deploy-busybox");
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>The Dockerfile's build: <c>dotnet publish -p:PublishAot=true</c>, for this machine's architecture.</summary>
@@ -56,8 +62,16 @@ public sealed class DeployFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await Upstream.DisposeAsync();
-        await Harbor.DisposeAsync();
+        if (Upstream is not null)
+        {
+            await Upstream.DisposeAsync();
+        }
+
+        if (Harbor is not null)
+        {
+            await Harbor.DisposeAsync();
+        }
+
         _publish.Dispose();
     }
 }
