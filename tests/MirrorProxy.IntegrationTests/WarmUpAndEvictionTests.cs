@@ -65,7 +65,7 @@ public sealed class WarmUpAndEvictionTests : IAsyncLifetime
         var blobGets = await _registry.CountRequestsAsync("GET", "/blobs/");
         (exit, output) = await RunCliAsync("warm", "--server", server, "--images", both, "--platform", "all");
         Assert.True(exit == 0, output);
-        Assert.Contains("summary: 2 images, 0 warmed, 2 already cached, 0 failed; 0 bytes fetched", output, StringComparison.Ordinal);
+        Assert.Contains("summary: 2 images, 0 warmed, 2 already cached, 0 failed, 0 not mirrored; 0 bytes fetched", output, StringComparison.Ordinal);
         Assert.Equal(blobGets, await _registry.CountRequestsAsync("GET", "/blobs/"));
 
         var pins = await PinSetAsync(mirror, "default");

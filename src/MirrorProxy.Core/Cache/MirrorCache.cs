@@ -386,7 +386,7 @@ internal sealed partial class MirrorCache : IDisposable
             Counted(-size, -1);
         }
 
-        _metrics.Quarantined(reason == QuarantineReason.Size ? "size" : "digest");
+        _metrics.Quarantined(reason == QuarantineReason.Size ? QuarantineReasons.Size : QuarantineReasons.Digest);
         Log.Quarantined(_logger, digest.Value, reason, status);
     }
 

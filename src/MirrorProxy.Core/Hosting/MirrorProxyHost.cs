@@ -7,6 +7,7 @@ using MirrorProxy.Admin;
 using MirrorProxy.Metrics;
 using MirrorProxy.Readiness;
 using MirrorProxy.Protocol;
+using MirrorProxy.Status;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -132,6 +133,7 @@ internal static class MirrorProxyHost
         app.Map("/v2", branch => branch.Run(handler.HandleAsync));
         app.MapHealthEndpoints();
         app.MapStatusEndpoints();
+        app.MapStatusPage();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapAdminEndpoints();
         _ = app.Services.GetRequiredService<MirrorGauges>();

@@ -13,6 +13,7 @@ using MirrorProxy.PullThrough;
 using MirrorProxy.Readiness;
 using MirrorProxy.Resilience;
 using MirrorProxy.Routing;
+using MirrorProxy.Status;
 using MirrorProxy.Storage;
 using MirrorProxy.Upstream;
 using MirrorProxy.WarmUp;
@@ -92,6 +93,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<BlobService>();
         services.TryAddSingleton<ListingService>();
         services.TryAddSingleton<RegistryHandler>();
+        services.AddMirrorProxyStatus();
         services.TryAddSingleton<ImageCheckService>();
         services.AddHostedService(static sp => sp.GetRequiredService<BackgroundWork>());
         return services;

@@ -1,5 +1,7 @@
 using System.Diagnostics.Metrics;
 using MirrorProxy.Cache;
+using MirrorProxy.Hosting;
+using Microsoft.Extensions.Options;
 using MirrorProxy.Resilience;
 using MirrorProxy.Upstream;
 
@@ -10,10 +12,17 @@ internal sealed class MirrorGauges
 {
     private static readonly UpstreamHealthState[] States = Enum.GetValues<UpstreamHealthState>();
 
-    public MirrorGauges(MirrorMetrics metrics, MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, Common.BackgroundWork background)
+    public MirrorGauges(
+        MirrorMetrics metrics, MirrorCache cache, UpstreamRegistrySet upstreams, WarmUp.PinStore pins, Common.BackgroundWork background, IOptions<CacheOptions> options)
     {
         var meter = metrics.Meter;
+        metrics.KnowUpstreams(upstreams.All.Select(u => u.Name));
         meter.CreateObservableGauge("mirrorproxy.cache.size", () => cache.TotalBytes, "By", "Bytes of content in the cache.");
+        if (options.Value.MaxSize is { } budget)
+        {
+            meter.CreateObservableGauge("mirrorproxy.cache.budget", () => budget.Bytes, "By", "The cache's size budget (Cache:MaxSize); absent when unbounded.");
+        }
+
         meter.CreateObservableGauge("mirrorproxy.cache.objects", () => cache.ObjectCount, "{object}", "Content objects (blobs and manifests) in the cache.");
         meter.CreateObservableGauge("mirrorproxy.cache.disk.free", () => cache.Store.FreeSpace() ?? 0, "By", "Free space on the cache's file system.");
         meter.CreateObservableGauge("mirrorproxy.cache.degraded", () => cache.Health.IsDegraded ? 1 : 0, "{state}", "1 while cache writes fail (full, read-only or failing disk).");

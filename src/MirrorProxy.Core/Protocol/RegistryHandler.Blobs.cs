@@ -29,18 +29,13 @@ internal sealed partial class RegistryHandler
 
         if (!result.Found)
         {
-            if (result.Status != BlobStatus.NotFound)
-            {
-                _metrics.PullFailed(route.Upstream.Name);
-            }
-
-            await OciErrors.Blob(route, result, digest).WriteAsync(context).ConfigureAwait(false);
+            await WritePullFailureAsync(context, route, digest.Value, OciErrors.Blob(route, result, digest)).ConfigureAwait(false);
             return;
         }
 
         using (result.Body)
         {
-            await SendBlobAsync(context, digest, result).ConfigureAwait(false);
+            await SendBlobAsync(context, route, digest, result).ConfigureAwait(false);
         }
     }
 
@@ -49,7 +44,7 @@ internal sealed partial class RegistryHandler
     /// whatever source it has. A source that fails mid-way breaks the connection: a client never sees a short or
     /// unverified body end as if it were complete.
     /// </summary>
-    private async Task SendBlobAsync(HttpContext context, Digest digest, BlobResult result)
+    private async Task SendBlobAsync(HttpContext context, Route route, Digest digest, BlobResult result)
     {
         var response = context.Response;
         response.Headers[RegistryHeaders.ContentDigest] = digest.Value;
@@ -80,7 +75,7 @@ internal sealed partial class RegistryHandler
         try
         {
             var (sent, bytes) = await body.SendAsync(response.BodyWriter, offset, count, context.RequestAborted).ConfigureAwait(false);
-            _metrics.BytesServed(bytes, body.FromCache);
+            _metrics.BytesServed(bytes, body.FromCache, route.Upstream.Name);
             if (sent == SendResult.SourceFailed)
             {
                 context.Abort();

@@ -45,12 +45,7 @@ internal sealed partial class RegistryHandler
 
         if (!result.Found)
         {
-            if (result.Status != ManifestStatus.NotFound)
-            {
-                _metrics.PullFailed(route.Upstream.Name);
-            }
-
-            await OciErrors.Manifest(route, result, reference).WriteAsync(context).ConfigureAwait(false);
+            await WritePullFailureAsync(context, route, reference, OciErrors.Manifest(route, result, reference)).ConfigureAwait(false);
             return;
         }
 
@@ -74,7 +69,7 @@ internal sealed partial class RegistryHandler
 
         if (!HttpMethods.IsHead(context.Request.Method))
         {
-            _metrics.BytesServed(content.Length, fromCache: result.Status != ManifestStatus.Fetched);
+            _metrics.BytesServed(content.Length, fromCache: result.Status != ManifestStatus.Fetched, route.Upstream.Name);
             await response.Body.WriteAsync(content, cancellationToken).ConfigureAwait(false);
         }
     }

@@ -4,6 +4,7 @@ using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Routing;
+using MirrorProxy.Status;
 
 namespace MirrorProxy.Protocol;
 
@@ -22,11 +23,13 @@ internal sealed partial class RegistryHandler
     private readonly ClientAuthenticator _authenticator;
     private readonly AccessPolicy _access;
     private readonly MirrorMetrics _metrics;
+    private readonly PullFailureLog _failures;
 
     public RegistryHandler(
         UpstreamRouter router, ManifestService manifests, BlobService blobs, ListingService listings, ClientAuthenticator authenticator, AccessPolicy access,
-        MirrorMetrics metrics)
+        MirrorMetrics metrics, PullFailureLog failures)
     {
+        _failures = failures;
         _router = router;
         _manifests = manifests;
         _blobs = blobs;
@@ -112,6 +115,16 @@ internal sealed partial class RegistryHandler
         }
 
         await WriteBaseAsync(context).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes an error for content that was not cached and could not be fetched, and records it for the status page
+    /// and <c>mirrorproxy.pulls.failed</c>: what nodes asked for and did not get, while offline above all.
+    /// </summary>
+    private Task WritePullFailureAsync(HttpContext context, in Route route, string reference, OciError error)
+    {
+        _failures.Record(route.Upstream.Name, route.Repository, reference, error.Status, error.Detail is null ? error.Message : $"{error.Message}: {error.Detail}");
+        return error.WriteAsync(context);
     }
 
     private static Task WriteBaseAsync(HttpContext context)

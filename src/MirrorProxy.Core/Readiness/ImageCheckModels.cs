@@ -10,14 +10,17 @@ internal static class ImageStatus
     public const string Ok = "ok";
     public const string Missing = "missing";
     public const string Invalid = "invalid";
+
+    /// <summary>The image's registry is not one the mirror serves (no upstream is configured for it).</summary>
+    public const string NotMirrored = "not_mirrored";
 }
 
 /// <summary>A piece of content an image needs: a manifest (<c>kind</c> manifest) or a blob (config, layer).</summary>
 internal sealed record RequiredContent(string Digest, string Kind, long Size, bool Present, string? Platform);
 
 /// <summary>
-/// One image's verdict: <c>ok</c>, <c>missing</c> (with what is missing, in words and as content) or
-/// <c>invalid</c> (with why). <c>Reference</c> is the normalised reference; <c>Tag</c> is true when the tag
+/// One image's verdict: <c>ok</c>, <c>missing</c> (with what is missing, in words and as content),
+/// <c>invalid</c> (with why) or <c>not_mirrored</c> (its registry has no upstream here). <c>Reference</c> is the normalised reference; <c>Tag</c> is true when the tag
 /// itself is not cached yet (its manifest must be fetched by tag).
 /// </summary>
 internal sealed record ImageCheckResult(

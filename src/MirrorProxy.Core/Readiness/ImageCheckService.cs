@@ -50,6 +50,7 @@ internal sealed class ImageCheckService
         if (!_router.TryGetUpstream(reference!.Registry, out var upstream))
         {
             walk.Problems.Add($"no upstream is configured for registry {reference.Registry}");
+            walk.NotMirrored = true;
             return walk.Result();
         }
 
@@ -169,6 +170,8 @@ internal sealed class ImageCheckService
 
         public bool TagMissing { get; set; }
 
+        public bool NotMirrored { get; set; }
+
         public void Add(Digest digest, string kind, long size, bool present, string? platform)
         {
             if (_seen.Add(digest.Value))
@@ -178,6 +181,6 @@ internal sealed class ImageCheckService
         }
 
         public ImageCheckResult Result() =>
-            new(image, reference.ToString(), Problems.Count == 0 ? ImageStatus.Ok : ImageStatus.Missing, Problems, _content, TagMissing);
+            new(image, reference.ToString(), NotMirrored ? ImageStatus.NotMirrored : Problems.Count == 0 ? ImageStatus.Ok : ImageStatus.Missing, Problems, _content, TagMissing);
     }
 }

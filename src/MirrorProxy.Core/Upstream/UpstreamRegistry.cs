@@ -230,7 +230,8 @@ internal sealed partial class UpstreamRegistry : IDisposable
             var response = await _invoker.SendAsync(message, cancellationToken).ConfigureAwait(false);
             var status = (int)response.StatusCode;
 
-            if (status == 401 && authRetries < 2 && TryLearnChallenge(response, authority, isOwnHost))
+            var sentBasic = message.Headers.Authorization?.Scheme == "Basic";
+            if (status == 401 && authRetries < 2 && TryLearnChallenge(response, authority, isOwnHost, sentBasic))
             {
                 if (bearerRealm is not null)
                 {
@@ -283,7 +284,7 @@ internal sealed partial class UpstreamRegistry : IDisposable
     }
 
     /// <summary>Records the challenge of a 401 answer. False when it offers nothing this client can satisfy.</summary>
-    private bool TryLearnChallenge(HttpResponseMessage response, string authority, bool isOwnHost)
+    private bool TryLearnChallenge(HttpResponseMessage response, string authority, bool isOwnHost, bool sentBasic)
     {
         if (!response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var values))
         {
@@ -310,9 +311,10 @@ internal sealed partial class UpstreamRegistry : IDisposable
             return false;
         }
 
-        if (chosen.IsBasic && _challenges.TryGetValue(authority, out var previous) && previous.IsBasic)
+        if (chosen.IsBasic && sentBasic)
         {
-            // Basic credentials were already sent and refused: retrying cannot help.
+            // This request's Basic credentials were refused: retrying cannot help. (A request sent before a
+            // concurrent one learnt the challenge went without them, and is retried.)
             return false;
         }
 

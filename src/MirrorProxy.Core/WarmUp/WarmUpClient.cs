@@ -6,7 +6,11 @@ using MirrorProxy.Readiness;
 namespace MirrorProxy.WarmUp;
 
 /// <summary>How warming one image ended.</summary>
-internal sealed record WarmImageResult(string Image, string? Reference, bool Succeeded, bool AlreadyComplete, long BytesFetched, long BytesCached, string? Error);
+internal sealed record WarmImageResult(string Image, string? Reference, bool Succeeded, bool AlreadyComplete, long BytesFetched, long BytesCached, string? Error)
+{
+    /// <summary>The image's registry is not one the mirror serves: nothing was fetched, and <see cref="Error"/> says why.</summary>
+    public bool NotMirrored { get; init; }
+}
 
 /// <summary>Receives progress while images are warmed; called from several tasks at once.</summary>
 internal interface IWarmUpProgress
@@ -77,7 +81,11 @@ internal sealed class WarmUpClient
             var top = await FetchAsync(HttpMethod.Head, $"{repositoryPath}/manifests/{reference.Reference}{ns}", null, cancellationToken).ConfigureAwait(false);
             if (top.Error is not null)
             {
-                return new WarmImageResult(image, reference.ToString(), false, false, 0, 0, "manifest: " + top.Error);
+                // The mirror's own check says why in its words, e.g. that no upstream serves the image's registry.
+                var check = await CheckAsync(reference.ToString(), platforms, cancellationToken).ConfigureAwait(false);
+                return check.Status == ImageStatus.NotMirrored
+                    ? new WarmImageResult(image, reference.ToString(), false, false, 0, 0, string.Join("; ", check.Missing)) { NotMirrored = true }
+                    : new WarmImageResult(image, reference.ToString(), false, false, 0, 0, "manifest: " + top.Error);
             }
 
             for (var round = 0; round < MaxRounds; round++)
@@ -131,6 +139,30 @@ internal sealed class WarmUpClient
         return body!.Images.Single();
     }
 
+    /// <summary>An error answer in one line: the status, then the OCI error's code, message and detail when the body has one.</summary>
+    private static async Task<string> DescribeErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var status = $"{(int)response.StatusCode} {response.ReasonPhrase}";
+        var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(body);
+            if (document.RootElement.TryGetProperty("errors", out var errors) && errors.ValueKind == System.Text.Json.JsonValueKind.Array && errors.GetArrayLength() > 0)
+            {
+                var first = errors[0];
+                var code = first.TryGetProperty("code", out var c) ? c.GetString() : null;
+                var message = first.TryGetProperty("message", out var m) ? m.GetString() : null;
+                var detail = first.TryGetProperty("detail", out var d) && d.ValueKind == System.Text.Json.JsonValueKind.String ? d.GetString() : null;
+                return $"{status}: {code} {message}{(string.IsNullOrEmpty(detail) ? "" : $" ({detail})")}".Trim();
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        return $"{status} {body}".Trim();
+    }
+
     /// <summary>Sends a request and reads (and discards) the body. Returns the body's size, or the error.</summary>
     private async Task<(long Bytes, string? Error)> FetchAsync(HttpMethod method, string path, Action<long>? onProgress, CancellationToken cancellationToken)
     {
@@ -139,8 +171,14 @@ internal sealed class WarmUpClient
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
-            var detail = method == HttpMethod.Head ? "" : await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-            return (0, $"{(int)response.StatusCode} {response.ReasonPhrase} {detail}".Trim());
+            if (method == HttpMethod.Head)
+            {
+                // A HEAD answer has no body: ask again with GET for the registry's error message.
+                return await FetchAsync(HttpMethod.Get, path, null, cancellationToken).ConfigureAwait(false) is { Error: { } again } ? (0, again)
+                    : (0, $"{(int)response.StatusCode} {response.ReasonPhrase}");
+            }
+
+            return (0, await DescribeErrorAsync(response, cancellationToken).ConfigureAwait(false));
         }
 
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);

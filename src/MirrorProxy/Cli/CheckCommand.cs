@@ -7,7 +7,8 @@ namespace MirrorProxy.Cli;
 
 /// <summary>
 /// <c>mirrorproxy check</c>: reports, per image, whether everything a pull needs is in the mirror's cache.
-/// Exits 0 only when every image is complete; 1 when any is missing or unparseable; 2 on usage or connection errors.
+/// Exits 0 when every image the mirror serves is complete; 1 when any is missing or unparseable (or, with
+/// <c>--strict</c>, of a registry the mirror does not serve); 2 on usage or connection errors.
 /// </summary>
 internal static class CheckCommand
 {
@@ -16,38 +17,49 @@ internal static class CheckCommand
         var server = ClientOptions.Server();
         var images = ClientOptions.Images();
         var platform = ClientOptions.Platform();
-        var command = new Command("check", "Check that every listed image is complete in the mirror's cache (reads the cache only; never pulls).")
+        var ca = ClientOptions.Ca();
+        var strict = ClientOptions.Strict();
+        var command = new Command("check", "Check that every listed image is complete in the mirror's cache (reads the cache only; never pulls). " +
+            "Images of registries the mirror does not serve are listed as not mirrored: nodes must have them already (the mirror's own image, side-loaded).")
         {
-            server, images, platform,
+            server, images, platform, ca, strict,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
-            parse.GetValue(server)!, parse.GetValue(images)!, parse.GetValue(platform),
+            parse.GetValue(server)!, parse.GetValue(images)!, parse.GetValue(platform), parse.GetValue(ca), parse.GetValue(strict),
             parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken));
         return command;
     }
 
-    private static async Task<int> RunAsync(Uri server, string source, string? platformText, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(
+        Uri server, string source, string? platformText, string? caFile, bool strict, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         if (!PlatformSelection.TryParse(platformText, out var platforms, out var platformError))
         {
-            await error.WriteLineAsync("--platform: " + platformError).ConfigureAwait(false);
-            return 2;
+            await error.WriteLineAsync("mirrorproxy check: --platform: " + platformError).ConfigureAwait(false);
+            return MirrorProxyCli.UsageError;
+        }
+
+        using var trust = MirrorTrust.TryCreate(caFile, out var caError);
+        if (trust is null)
+        {
+            await error.WriteLineAsync("mirrorproxy check: " + caError).ConfigureAwait(false);
+            return MirrorProxyCli.UsageError;
         }
 
         if (await ClientOptions.ReadImagesAsync(source, error, cancellationToken).ConfigureAwait(false) is not { } text)
         {
-            return 2;
+            return MirrorProxyCli.UsageError;
         }
 
         var (list, skippedIds) = ImageList.Parse(text);
         ImageCheckResponse? response;
         try
         {
-            using var client = ClientOptions.CreateHttpClient(server);
+            using var client = ClientOptions.CreateHttpClient(server, trust);
             using var answer = await client.PostAsJsonAsync("/status/images", new ImageCheckRequest(list, platforms!.ToString()), ImageCheckJsonContext.Default.ImageCheckRequest, cancellationToken).ConfigureAwait(false);
             if (!answer.IsSuccessStatusCode)
             {
-                await error.WriteLineAsync($"{server} answered {(int)answer.StatusCode}: {await answer.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
+                await error.WriteLineAsync($"cannot check against {server}: it answered {(int)answer.StatusCode}: {await answer.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
                 return 2;
             }
 
@@ -55,13 +67,14 @@ internal static class CheckCommand
         }
         catch (Exception ex) when (ex is HttpRequestException or System.Text.Json.JsonException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            await error.WriteLineAsync($"cannot check against {server}: {ex.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync($"cannot check against {server}: {trust.Describe(ex)}").ConfigureAwait(false);
             return 2;
         }
 
         var complete = 0;
         var missing = 0;
         var invalid = 0;
+        var notMirrored = new List<ImageCheckResult>();
         foreach (var result in response?.Images ?? [])
         {
             switch (result.Status)
@@ -74,6 +87,9 @@ internal static class CheckCommand
                     invalid++;
                     await output.WriteLineAsync($"INVALID: {result.Image}: {string.Join("; ", result.Missing)}").ConfigureAwait(false);
                     break;
+                case ImageStatus.NotMirrored:
+                    notMirrored.Add(result);
+                    break;
                 default:
                     missing++;
                     await output.WriteLineAsync($"MISSING: {result.Image}: {string.Join("; ", result.Missing)}").ConfigureAwait(false);
@@ -81,9 +97,27 @@ internal static class CheckCommand
             }
         }
 
+        await WriteNotMirroredAsync(output, notMirrored.Select(r => (r.Image, string.Join("; ", r.Missing))).ToList(), strict).ConfigureAwait(false);
         await output.WriteLineAsync(
-            $"{list.Count} images checked for {response?.Platforms}: {complete} complete, {missing} missing, {invalid} invalid" +
+            $"{list.Count} images checked for {response?.Platforms}: {complete} complete, {missing} missing, {invalid} invalid, {notMirrored.Count} not mirrored" +
             (skippedIds > 0 ? $" ({skippedIds} bare image IDs skipped)" : "")).ConfigureAwait(false);
-        return missing == 0 && invalid == 0 ? 0 : 1;
+        return missing == 0 && invalid == 0 && (!strict || notMirrored.Count == 0) ? 0 : 1;
+    }
+
+    /// <summary>The section shared with <c>warm</c>: images of registries the mirror does not serve.</summary>
+    internal static async Task WriteNotMirroredAsync(TextWriter output, IReadOnlyList<(string Image, string Reason)> images, bool strict)
+    {
+        if (images.Count == 0)
+        {
+            return;
+        }
+
+        await output.WriteLineAsync(strict
+            ? $"not mirrored ({images.Count}; --strict counts them as failures):"
+            : $"not mirrored ({images.Count}; not a failure: nodes must already have these images, as they have the mirror's own; --strict fails on them):").ConfigureAwait(false);
+        foreach (var (image, reason) in images)
+        {
+            await output.WriteLineAsync($"NOT MIRRORED: {image}: {reason}").ConfigureAwait(false);
+        }
     }
 }

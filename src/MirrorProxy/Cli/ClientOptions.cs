@@ -8,9 +8,35 @@ internal static class ClientOptions
     public static Option<Uri> Server() => new("--server")
     {
         Required = true,
-        Description = "Base URL of the running mirror, e.g. https://mirror.internal:5000.",
-        CustomParser = ParseHttpUri,
+        Description = "The running mirror: https://HOST:PORT or http://HOST:PORT. A bare HOST:PORT means http://HOST:PORT.",
+        CustomParser = ParseServer,
     };
+
+    public static Option<string?> Ca() => new("--ca")
+    {
+        Description = "PEM file of the CA that signed the mirror's certificate (e.g. ca.crt of the Secret mirrorproxy-tls), trusted besides the system's CAs.",
+    };
+
+    public static Option<bool> Strict() => new("--strict")
+    {
+        Description = "Fail (exit 1) also for images of registries the mirror does not serve; without it they are listed as not mirrored.",
+    };
+
+    /// <summary>
+    /// The mirror's base URL: an absolute http(s) URL, or a bare <c>HOST:PORT</c> taken as <c>http://HOST:PORT</c>
+    /// (the mirror's default listener is plain HTTP). Anything else is a usage error naming the option.
+    /// </summary>
+    public static Uri? ParseServer(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+        if (!text.Contains("://", StringComparison.Ordinal) && Uri.TryCreate("http://" + text, UriKind.Absolute, out var bare)
+            && bare.AbsolutePath == "/" && !bare.IsDefaultPort && bare.Host.Length > 0 && bare.Query.Length == 0 && bare.UserInfo.Length == 0)
+        {
+            return bare;
+        }
+
+        return ParseHttpUri(result);
+    }
 
     /// <summary>Parses an absolute http(s) URL option value, or records an error naming the option.</summary>
     public static Uri? ParseHttpUri(System.CommandLine.Parsing.ArgumentResult result)
@@ -21,7 +47,8 @@ internal static class ClientOptions
             return uri;
         }
 
-        result.AddError($"'{text}' is not an http:// or https:// URL");
+        var option = (result.Parent as System.CommandLine.Parsing.OptionResult)?.Option.Name ?? "the URL";
+        result.AddError($"{option}: '{text}' is not an http:// or https:// URL (nor HOST:PORT)");
         return null;
     }
 
@@ -52,7 +79,7 @@ internal static class ClientOptions
         }
     }
 
-    public static HttpClient CreateHttpClient(Uri server) => new(new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = TimeSpan.FromSeconds(10) })
+    public static HttpClient CreateHttpClient(Uri server, MirrorTrust trust) => new(trust.CreateHandler())
     {
         BaseAddress = server,
         Timeout = TimeSpan.FromMinutes(5),

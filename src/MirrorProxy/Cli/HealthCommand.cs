@@ -4,7 +4,7 @@ namespace MirrorProxy.Cli;
 
 /// <summary>
 /// <c>mirrorproxy health</c>: asks a running mirror's <c>/healthz</c>. For container health checks in images
-/// without a shell or curl. Exits 0 when healthy, 1 otherwise.
+/// without a shell or curl. Exits 0 when healthy, 1 otherwise, 2 on a usage error.
 /// </summary>
 internal static class HealthCommand
 {
@@ -17,10 +17,20 @@ internal static class HealthCommand
             CustomParser = ClientOptions.ParseHttpUri,
         };
         var insecure = new Option<bool>("--insecure") { Description = "Accept any TLS certificate (the check runs on loopback)." };
-        var command = new Command("health", "Exit 0 when the mirror at --url answers its health check.") { url, insecure };
+        var ca = ClientOptions.Ca();
+        var command = new Command("health", "Exit 0 when the mirror at --url answers its health check.") { url, insecure, ca };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2) };
+            var error = parse.InvocationConfiguration.Error;
+            using var trust = MirrorTrust.TryCreate(parse.GetValue(ca), out var caError);
+            if (trust is null)
+            {
+                await error.WriteLineAsync("mirrorproxy health: " + caError).ConfigureAwait(false);
+                return MirrorProxyCli.UsageError;
+            }
+
+            using var handler = trust.CreateHandler();
+            handler.ConnectTimeout = TimeSpan.FromSeconds(2);
             if (parse.GetValue(insecure))
             {
                 handler.SslOptions.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
@@ -34,7 +44,7 @@ internal static class HealthCommand
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
-                await parse.InvocationConfiguration.Error.WriteLineAsync(ex.Message).ConfigureAwait(false);
+                await error.WriteLineAsync(trust.Describe(ex)).ConfigureAwait(false);
                 return 1;
             }
         });

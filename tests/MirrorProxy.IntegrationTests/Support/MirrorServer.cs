@@ -64,6 +64,9 @@ internal sealed class MirrorServer : IAsyncDisposable
 
     public T GetService<T>() where T : notnull => _app.Services.GetRequiredService<T>();
 
+    /// <summary>Where the file store keeps <paramref name="digest"/> (for tests that damage or remove cached files).</summary>
+    public string BlobPath(Oci.Digest digest) => ((Storage.FileContentStore)GetService<Storage.IContentStore>()).Layout.BlobPath(digest);
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

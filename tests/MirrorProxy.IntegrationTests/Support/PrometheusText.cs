@@ -41,6 +41,10 @@ internal sealed class PrometheusText
 
     public bool Has(string name) => _samples.Any(s => s.Name == name);
 
+    /// <summary>Every sample of <paramref name="name"/>, with its labels.</summary>
+    public IEnumerable<(IReadOnlyDictionary<string, string> Labels, double Value)> Samples(string name) =>
+        _samples.Where(s => s.Name == name).Select(s => ((IReadOnlyDictionary<string, string>)s.Labels, s.Value));
+
     private static IEnumerable<string> SplitLabels(string body)
     {
         var start = 0;

@@ -222,7 +222,9 @@ public sealed class DeployManifestTests : IDisposable
         var result = RunScript("build-image-list.sh", stubs, arguments: ["--print"]);
 
         Assert.True(result.ExitCode == 0, result.Describe());
+        // The mirror's own image is left out: it cannot come through the mirror, every node side-loads it.
         Assert.Equal(["docker.io/library/nginx:1.27", "ghcr.io/org/app:1.0", "quay.io/org/backup:2.1"], result.Lines);
+        Assert.Contains("left out the mirror's own images (side-loaded on every node): localhost/mirrorproxy:0.1.0", result.Stderr, StringComparison.Ordinal);
     }
 
     private string WriteStubs(int mirrorproxyExitCode, string leapStatus = "Normal")
@@ -233,10 +235,11 @@ public sealed class DeployManifestTests : IDisposable
 
         WriteExecutable(dir, "kubectl", $$"""
             #!/bin/sh
-            case "$2" in
-              pods) printf '%s' 'docker.io/library/nginx:1.27 {{imageId}} ghcr.io/org/app:1.0 docker.io/library/nginx:1.27' ;;
-              cronjobs) printf '%s' 'quay.io/org/backup:2.1' ;;
-              certificates*) printf 'mirrorproxy/mirrorproxy\tTrue\t2030-01-01T00:00:00Z\n' ;;
+            case "$1 $2 $3" in
+              "get pods -A") printf '%s' 'docker.io/library/nginx:1.27 {{imageId}} ghcr.io/org/app:1.0 docker.io/library/nginx:1.27 localhost/mirrorproxy:0.1.0' ;;
+              "get cronjobs -A") printf '%s' 'quay.io/org/backup:2.1 localhost/mirrorproxy:0.1.0' ;;
+              "-n mirrorproxy get") printf '%s' 'localhost/mirrorproxy:0.1.0 localhost/mirrorproxy:0.1.0' ;;
+              "get certificates.cert-manager.io -A") printf 'mirrorproxy/mirrorproxy\tTrue\t2030-01-01T00:00:00Z\n' ;;
               *) echo "kubectl stub: unexpected arguments: $*" >&2; exit 3 ;;
             esac
             """);
@@ -301,7 +304,7 @@ public sealed class DeployManifestTests : IDisposable
         start.Environment["MIRRORPROXY"] = Path.Combine(stubs, "mirrorproxy");
         start.Environment["CHRONYC"] = Path.Combine(stubs, "chronyc");
         start.Environment["GETENT"] = Path.Combine(stubs, "getent");
-        foreach (var name in new[] { "MIRROR_URL", "PLATFORMS", "DNS_NAMES", "NAMESPACE" })
+        foreach (var name in new[] { "MIRROR_URL", "MIRROR_CA", "PLATFORMS", "DNS_NAMES", "NAMESPACE" })
         {
             start.Environment.Remove(name);
         }
