@@ -54,7 +54,7 @@ internal sealed partial class ClientAuthenticator
     }
 
     /// <summary>Whether there are users at all (the operator's token aside).</summary>
-    public bool Enabled => _users is not null;
+    public bool Enabled => _users is { Count: > 0 };
 
     /// <summary>The <c>WWW-Authenticate</c> value of a 401.</summary>
     public string Challenge { get; }

@@ -53,7 +53,8 @@ internal sealed partial class HtpasswdUsers
         _state = Load();
     }
 
-    public int Count => Volatile.Read(ref _state).Hashes.Count;
+    /// <summary>Users now (the file is re-read first when it changed).</summary>
+    public int Count => Current().Hashes.Count;
 
     /// <summary>Why the lines are not a usable htpasswd file; null when they are.</summary>
     public static string? Validate(IEnumerable<string> lines)

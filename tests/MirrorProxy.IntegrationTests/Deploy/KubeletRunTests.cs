@@ -142,6 +142,13 @@ public sealed class KubeletRunTests(DeployFixture fixture, ITestOutputHelper log
                 (configMap["data"] as JsonObject ?? []).ToDictionary(p => p.Key, p => (string)p.Value!);
         }
 
+        // Secrets the kustomization generates itself (the mirror's users), decoded as the kubelet mounts them.
+        foreach (var secret in rendered.OfKind("Secret"))
+        {
+            objects.Secrets[(string)secret["metadata"]!["name"]!] = (secret["data"] as JsonObject ?? [])
+                .ToDictionary(p => p.Key, p => System.Text.Encoding.UTF8.GetString(Convert.FromBase64String((string)p.Value!)));
+        }
+
         // The site's part: no internet here, so Docker Hub (or Harbor's Docker Hub project) is a test registry,
         // and every other upstream is a closed loopback port.
         var config = objects.ConfigMaps["mirrorproxy-config"];
