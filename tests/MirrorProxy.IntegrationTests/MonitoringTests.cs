@@ -116,7 +116,9 @@ public sealed partial class MonitoringTests(PullThroughFixture fixture, ITestOut
             disk.Fill();
             using (var ready = await mirror.Client.GetAsync("/readyz"))
             {
-                Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+                // Still in service (it serves what it holds), and saying why it is degraded.
+                Assert.Equal(System.Net.HttpStatusCode.OK, ready.StatusCode);
+                Assert.Contains("\"status\":\"degraded\"", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
             }
 
             var after = await ScrapeUntilAsync(mirror, s => s.Sum("mirrorproxy_cache_degraded") == 1 && s.Sum("mirrorproxy_cache_disk_free_bytes") < 1 << 20,

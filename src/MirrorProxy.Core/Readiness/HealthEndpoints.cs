@@ -51,6 +51,11 @@ internal static class HealthEndpoints
         if (!writable)
         {
             warnings.Add("cache directory not writable: " + writeError);
+            cache.Health.WriteFailed(probe, "the readiness probe");
+        }
+        else
+        {
+            cache.Health.WriteSucceeded();
         }
 
         if (cache.Health.Describe() is { } degraded)

@@ -64,9 +64,11 @@ internal sealed class CacheLayout
         }
     }
 
+    private static readonly byte[] ProbeBlock = new byte[4096];
+
     /// <summary>
-    /// Whether a file can be created in <c>tmp/</c> now; the status says why not. Cheap enough for every
-    /// readiness probe.
+    /// Whether a block can be written in <c>tmp/</c> now (a full disk may still create empty files); the status
+    /// says why not. Cheap enough for every readiness probe.
     /// </summary>
     public StorageStatus ProbeWritable(out string? error)
     {
@@ -74,7 +76,7 @@ internal sealed class CacheLayout
         var probe = Path.Combine(TempDirectory, ".probe-" + Guid.NewGuid().ToString("N"));
         try
         {
-            File.WriteAllBytes(probe, []);
+            File.WriteAllBytes(probe, ProbeBlock);
             File.Delete(probe);
             return StorageStatus.Ok;
         }
@@ -82,6 +84,15 @@ internal sealed class CacheLayout
         {
             error = ex.Message;
             var status = StorageErrors.Classify(ex);
+            try
+            {
+                File.Delete(probe);
+            }
+            catch (Exception cleanup) when (StorageErrors.IsStorageFailure(cleanup))
+            {
+                // tmp/ is emptied at the next start.
+            }
+
             return status == StorageStatus.NotFound ? StorageStatus.IoError : status;
         }
     }
