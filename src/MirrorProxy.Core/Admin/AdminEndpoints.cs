@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using MirrorProxy.Bundles;
 using MirrorProxy.Hosting;
 using MirrorProxy.Resilience;
 using MirrorProxy.Upstream;
@@ -28,6 +29,7 @@ internal static class AdminEndpoints
                 ? await next(context).ConfigureAwait(false)
                 : Results.Json(new AdminError("admin endpoints answer loopback clients, or clients with the admin token"), AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status403Forbidden));
         admin.MapPinEndpoints();
+        admin.MapBundleEndpoints();
 
         admin.MapGet("/offline", static (OfflineMode offline) => Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState));
         admin.MapPut("/offline", static (OfflineMode offline, bool? enabled) =>

@@ -1,3 +1,4 @@
+using MirrorProxy.Bundles;
 using MirrorProxy.Cache;
 using MirrorProxy.Metrics;
 using MirrorProxy.Protocol;
@@ -70,6 +71,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<IPinnedContent>(static sp => sp.GetRequiredService<PinStore>());
         services.TryAddSingleton<CacheEvictionService>();
         services.AddHostedService(static sp => sp.GetRequiredService<CacheEvictionService>());
+        services.AddBundles();
         return services;
     }
 }

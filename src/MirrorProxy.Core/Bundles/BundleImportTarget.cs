@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using MirrorProxy.Cache;
+using MirrorProxy.Oci;
+using MirrorProxy.WarmUp;
+
+namespace MirrorProxy.Bundles;
+
+/// <summary>
+/// Everything bundles need from the cache, in one place: whether content is there, staging files, publishing
+/// blobs, manifests and tags, pinning, enumerating content for an inventory, and the small state files of
+/// bundles themselves (this mirror's identity, export and import sequence numbers). Nothing else in
+/// <c>Bundles/</c> touches the cache.
+/// </summary>
+internal sealed class BundleImportTarget
+{
+    private readonly MirrorCache _cache;
+    private readonly PinStore _pins;
+    private readonly string _directory;
+    private readonly Lock _gate = new();
+    private string? _mirrorId;
+
+    public BundleImportTarget(MirrorCache cache, PinStore pins)
+    {
+        _cache = cache;
+        _pins = pins;
+        _directory = Path.Combine(cache.Store.Root, "bundles");
+    }
+
+    /// <summary>This mirror's identity: random, made once, kept with the cache.</summary>
+    public string MirrorId
+    {
+        get
+        {
+            if (_mirrorId is { } known)
+            {
+                return known;
+            }
+
+            lock (_gate)
+            {
+                var path = Path.Combine(_directory, "mirror-id");
+                if (File.Exists(path) && File.ReadAllText(path).Trim() is { Length: 32 } stored)
+                {
+                    return _mirrorId = stored;
+                }
+
+                var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+                WriteStateFile(path, id);
+                return _mirrorId = id;
+            }
+        }
+    }
+
+    /// <summary>Takes the next export sequence number of this mirror.</summary>
+    public long NextExportSequence()
+    {
+        lock (_gate)
+        {
+            var path = Path.Combine(_directory, "export-sequence");
+            var next = ReadNumber(path) + 1;
+            WriteStateFile(path, next.ToString(CultureInfo.InvariantCulture));
+            return next;
+        }
+    }
+
+    /// <summary>The highest sequence imported from a source mirror; 0 when none was.</summary>
+    public long LastImportedSequence(string sourceMirrorId) => ReadNumber(SourcePath(sourceMirrorId));
+
+    public void RecordImportedSequence(string sourceMirrorId, long sequence)
+    {
+        lock (_gate)
+        {
+            if (sequence > LastImportedSequence(sourceMirrorId))
+            {
+                WriteStateFile(SourcePath(sourceMirrorId), sequence.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+    }
+
+    /// <summary>Whether the cache holds the content, from its file (the truth), and its size.</summary>
+    public bool TryStat(Digest digest, out long size) => _cache.Store.TryStat(digest, out size);
+
+    /// <summary>A new temporary file in the cache's <c>tmp/</c>, which the mirror empties at start.</summary>
+    public string NewStagingPath() => _cache.Store.NewTempPath();
+
+    /// <summary>Moves a verified, flushed staging file to its content address.</summary>
+    public void PublishBlob(string stagedPath, Digest digest, long size) => _cache.PublishBlob(stagedPath, digest, size);
+
+    public Task PutManifestAsync(Digest digest, byte[] content, string mediaType, CancellationToken cancellationToken) =>
+        _cache.PutManifestAsync(digest, content, mediaType, cancellationToken);
+
+    public ValueTask<byte[]?> ReadContentAsync(Digest digest, CancellationToken cancellationToken) => _cache.ReadContentAsync(digest, cancellationToken);
+
+    /// <summary>
+    /// Points a tag at a manifest, as last seen at <paramref name="seenAt"/>, unless the cache saw the tag later
+    /// (a newer pull, a newer bundle): an old bundle never moves a tag back.
+    /// </summary>
+    public async Task<bool> PutTagAsync(string upstream, string repository, string tag, Digest digest, string mediaType, long size, DateTimeOffset seenAt, CancellationToken cancellationToken)
+    {
+        if (await _cache.TryGetTagAsync(upstream, repository, tag).ConfigureAwait(false) is { } current && current.FetchedAt > seenAt && current.Digest != digest)
+        {
+            return false;
+        }
+
+        await _cache.PutTagAsync(upstream, repository, tag, new TagRecord(digest, mediaType, size, seenAt), cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Adds images and their content to a pin set (created when absent); what the set pinned before stays pinned.</summary>
+    public async Task PinAsync(string name, IEnumerable<string> images, IEnumerable<string> digests, string platforms, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var existing = _pins.Get(name);
+        var allImages = (existing?.Images ?? []).Concat(images).Distinct(StringComparer.Ordinal).ToList();
+        var allDigests = (existing?.Digests ?? []).Concat(digests).Distinct(StringComparer.Ordinal).ToList();
+        var allPlatforms = existing is null || existing.Platforms == platforms ? platforms : "as imported";
+        await _pins.PutAsync(new PinSet(name, allImages, allPlatforms, now, allDigests), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every content object in the cache, read from the files one at a time.</summary>
+    public IEnumerable<Digest> EnumerateContent() => _cache.Store.EnumerateContent().Select(c => c.Digest);
+
+    private string SourcePath(string sourceMirrorId)
+    {
+        var safe = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sourceMirrorId)))[..32];
+        return Path.Combine(_directory, "sources", safe);
+    }
+
+    private static long ReadNumber(string path) =>
+        File.Exists(path) && long.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : 0;
+
+    private void WriteStateFile(string path, string content)
+    {
+        // Small and rare: written synchronously under the lock, flushed, then renamed into place.
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = _cache.Store.NewTempPath();
+        using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        {
+            file.Write(Encoding.UTF8.GetBytes(content + "\n"));
+            file.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, path, overwrite: true);
+    }
+}
