@@ -10,5 +10,6 @@ internal static class MirrorProxyCli
         CheckCommand.Create(),
         WarmCommand.Create(),
         HealthCommand.Create(),
+        BundleCommand.Create(),
     };
 }
