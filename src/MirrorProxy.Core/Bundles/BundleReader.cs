@@ -251,7 +251,7 @@ internal static class BundleReader
                 var read = source is null ? 0 : await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, file.Size - copied)), cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
-                    return Refuse(BundleRefusal.Truncated, $"the archive ends inside {file.Path} after {copied} of {file.Size} bytes", state);
+                    return Refuse(BundleRefusal.Truncated, $"the archive is truncated: it ends inside {file.Path} after {copied} of {file.Size} bytes", state);
                 }
 
                 hash.AppendData(buffer, 0, read);
