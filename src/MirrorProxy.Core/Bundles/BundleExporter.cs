@@ -119,7 +119,7 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
         if (request.InventoryPath is { } inventoryPath)
         {
             var present = new HashSet<Digest>();
-            await using var inventory = new FileStream(inventoryPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan | FileOptions.Asynchronous);
+            await using var inventory = new FileStream(inventoryPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
             var (header, error) = await Inventory.ReadAsync(inventory, digest =>
             {
                 if (Digest.TryParse(digest, out var parsed) && blobs.ContainsKey(parsed))

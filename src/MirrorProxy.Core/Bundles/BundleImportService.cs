@@ -232,7 +232,7 @@ internal sealed partial class BundleImportService
 
             var path = target.NewStagingPath();
             _staged[digest] = (path, file.Size);
-            return ValueTask.FromResult<Stream?>(new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous));
+            return ValueTask.FromResult<Stream?>(new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None));
         }
 
         public async ValueTask CompleteAsync(BundleFile file, Stream? destination, CancellationToken cancellationToken)

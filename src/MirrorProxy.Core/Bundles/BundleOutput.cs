@@ -39,7 +39,7 @@ internal static class BundleOutput
             return [path];
         }
 
-        Stream target = splitSize is { } size ? new SplitFileStream(path, size) : new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        Stream target = splitSize is { } size ? new SplitFileStream(path, size) : new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
         try
         {
             await using (target.ConfigureAwait(false))
@@ -89,7 +89,7 @@ internal static class BundleOutput
             var target = Path.Combine(directory, content.File.Path);
             var partial = target + ".partial";
             await using (var source = await content.OpenAsync(cancellationToken).ConfigureAwait(false))
-            await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
+            await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.None))
             {
                 int read;
                 while ((read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
@@ -259,7 +259,7 @@ internal sealed class SplitFileStream : Stream
 
         _current?.Dispose();
         var path = $"{_stem}.{_parts.Count + 1:D3}";
-        _current = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024, FileOptions.Asynchronous);
+        _current = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024, FileOptions.None);
         _parts.Add(path);
         _inCurrent = 0;
         return _current;

@@ -174,7 +174,8 @@ internal static class BundleReader
 
         var expected = manifest.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        // Two buffers: one is written to the destination while the next is read and hashed.
+        byte[][] buffers = [ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize)];
         try
         {
             while ((pending ?? await NextFileEntryAsync(reader, cancellationToken).ConfigureAwait(false)) is { } entry)
@@ -212,7 +213,7 @@ internal static class BundleReader
                     return Refuse(BundleRefusal.FileMismatch, $"{path} is {entry.Length} bytes; the signed manifest says {file.Size}", state);
                 }
 
-                if (await CopyVerifiedAsync(entry, file, sink, buffer, progress, state, cancellationToken).ConfigureAwait(false) is { } mismatch)
+                if (await CopyVerifiedAsync(entry, file, sink, buffers, progress, state, cancellationToken).ConfigureAwait(false) is { } mismatch)
                 {
                     return mismatch;
                 }
@@ -222,7 +223,8 @@ internal static class BundleReader
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(buffers[0]);
+            ArrayPool<byte>.Shared.Return(buffers[1]);
         }
 
         state.Current = null;
@@ -237,18 +239,22 @@ internal static class BundleReader
     }
 
     private static async Task<BundleReadResult?> CopyVerifiedAsync(
-        TarEntry entry, BundleFile file, IBundleSink sink, byte[] buffer, Action<long>? progress, ReadState state, CancellationToken cancellationToken)
+        TarEntry entry, BundleFile file, IBundleSink sink, byte[][] buffers, Action<long>? progress, ReadState state, CancellationToken cancellationToken)
     {
         var destination = await sink.OpenAsync(file, cancellationToken).ConfigureAwait(false);
         var completed = false;
+        var writing = Task.CompletedTask;
         try
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var source = entry.DataStream;
             long copied = 0;
-            while (copied < file.Size)
+            for (var turn = 0; copied < file.Size; turn ^= 1)
             {
-                var read = source is null ? 0 : await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, file.Size - copied)), cancellationToken).ConfigureAwait(false);
+                // Whole buffers: the network hands over a few kilobytes at a time, and a write per piece would cost more than the hash.
+                var buffer = buffers[turn];
+                var want = (int)Math.Min(buffer.Length, file.Size - copied);
+                var read = source is null ? 0 : await source.ReadAtLeastAsync(buffer.AsMemory(0, want), want, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
                     return Refuse(BundleRefusal.Truncated, $"the archive is truncated: it ends inside {file.Path} after {copied} of {file.Size} bytes", state);
@@ -257,7 +263,8 @@ internal static class BundleReader
                 hash.AppendData(buffer, 0, read);
                 if (destination is not null)
                 {
-                    await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                    await writing.ConfigureAwait(false);
+                    writing = destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).AsTask();
                 }
 
                 copied += read;
@@ -265,6 +272,7 @@ internal static class BundleReader
                 progress?.Invoke(read);
             }
 
+            await writing.ConfigureAwait(false);
             Span<byte> digest = stackalloc byte[32];
             hash.GetHashAndReset(digest);
             if (!Convert.ToHexStringLower(digest).Equals(file.Sha256, StringComparison.Ordinal))
@@ -280,6 +288,15 @@ internal static class BundleReader
         {
             if (!completed && destination is not null)
             {
+                try
+                {
+                    await writing.ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or OperationCanceledException)
+                {
+                    // The file is being discarded.
+                }
+
                 await destination.DisposeAsync().ConfigureAwait(false);
             }
         }

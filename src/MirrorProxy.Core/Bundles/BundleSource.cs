@@ -34,6 +34,9 @@ internal sealed class BundleSource : IAsyncDisposable
 
     public string Description { get; }
 
+    /// <summary>Length of the tar stream when it is known without reading it (an uncompressed archive).</summary>
+    public long? TarLength { get; private init; }
+
     private CountingStream? _counter;
 
     /// <summary>Opens <paramref name="paths"/>: one directory, or the files of one archive (its parts, in order).</summary>
@@ -53,7 +56,7 @@ internal sealed class BundleSource : IAsyncDisposable
             }
         }
 
-        var files = parts.Select(p => (Stream)new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan | FileOptions.Asynchronous)).ToList();
+        var files = parts.Select(p => (Stream)new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan)).ToList();
         var total = parts.Sum(p => new FileInfo(p).Length);
         var counter = new CountingStream(new ConcatenatedStream(files));
         var magic = new byte[4];
@@ -64,7 +67,12 @@ internal sealed class BundleSource : IAsyncDisposable
             [0x1F, 0x8B, ..] when peeked >= 2 => new GZipStream(counter, CompressionMode.Decompress, leaveOpen: true),
             _ => counter,
         };
-        var source = new BundleSource(tar, total, parts.Count == 1 ? parts[0] : $"{parts[0]} (+{parts.Count - 1} parts)") { _counter = counter };
+        var source = new BundleSource(tar, total, parts.Count == 1 ? parts[0] : $"{parts[0]} (+{parts.Count - 1} parts)")
+        {
+            _counter = counter,
+            // Regular files only: a pipe has no length to announce.
+            TarLength = ReferenceEquals(tar, counter) && files.All(f => f.CanSeek) ? total : null,
+        };
         source._owned.Add(counter);
         return source;
     }
@@ -141,7 +149,7 @@ internal sealed class BundleSource : IAsyncDisposable
                         continue;
                     }
 
-                    await using var file = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan | FileOptions.Asynchronous);
+                    await using var file = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = file }).ConfigureAwait(false);
                 }
             }

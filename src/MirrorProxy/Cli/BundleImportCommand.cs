@@ -162,6 +162,7 @@ internal static class BundleImportCommand
                     Content = new StreamContent(new ProgressStream(source.Tar, () => progress.Advance(source.InputRead - progress.Done)), 256 * 1024),
                 };
                 request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
+                request.Content.Headers.ContentLength = source.TarLength;
                 foreach (var key in keys)
                 {
                     request.Headers.TryAddWithoutValidation(BundleEndpoints.TrustHeader, Convert.ToBase64String(key.SubjectPublicKeyInfo));

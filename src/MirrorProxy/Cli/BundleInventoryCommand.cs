@@ -31,14 +31,14 @@ internal static class BundleInventoryCommand
                     return 1;
                 }
 
-                await using var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+                await using var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.None);
                 await response.Content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
             }
 
             // Read it back as the exporter will: a complete inventory, or nothing.
             InventoryHeader? header;
             string error;
-            await using (var check = new FileStream(partial, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan | FileOptions.Asynchronous))
+            await using (var check = new FileStream(partial, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan))
             {
                 (header, error) = await Inventory.ReadAsync(check, static _ => { }, cancellationToken).ConfigureAwait(false);
             }

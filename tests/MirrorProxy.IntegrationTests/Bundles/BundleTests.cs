@@ -166,4 +166,32 @@ public sealed class BundleTests(BundleFixture fixture, ITestOutputHelper log) : 
         Assert.Contains("already exists", output, StringComparison.Ordinal);
         Assert.Equal(before, SHA256.HashData(await File.ReadAllBytesAsync(name + ".pem")));
     }
+
+    [Fact]
+    public async Task Signature_VerifiesWithTheJsSigstoreImplementation_Offline()
+    {
+        // The JS Sigstore verifier (npm @sigstore/verify), given the public key and no transparency log, as
+        // cosign verify-blob --key --insecure-ignore-tlog checks a blob: an independent second implementation.
+        var tool = _work.Combine("sigstore");
+        Directory.CreateDirectory(tool);
+        foreach (var file in new[] { "package.json", "package-lock.json", "verify-blob.js" })
+        {
+            File.Copy(Path.Combine(RepositoryRoot.Path, "tests", "MirrorProxy.IntegrationTests", "Bundles", "sigstore", file), Path.Combine(tool, file));
+        }
+
+        (await ProcessRunner.RunAsync("npm", ["ci", "--no-audit", "--no-fund"], TimeSpan.FromMinutes(3), new ProcessRunOptions { WorkingDirectory = tool }, CancellationToken.None)).EnsureSuccess();
+        var manifest = Path.Combine(fixture.FullDirectory, "mirrorproxy-bundle.json");
+        var signature = Path.Combine(fixture.FullDirectory, "mirrorproxy-bundle.json.sig");
+        var verified = await ProcessRunner.RunAsync("node", [Path.Combine(tool, "verify-blob.js"), fixture.SigningPublicKey, signature, manifest], TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.True(verified.Succeeded, verified.Describe());
+        Assert.Contains("Verified OK", verified.StandardOutput, StringComparison.Ordinal);
+
+        var wrongKey = await ProcessRunner.RunAsync("node", [Path.Combine(tool, "verify-blob.js"), fixture.OtherPublicKey, signature, manifest], TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.False(wrongKey.Succeeded, wrongKey.Describe());
+
+        var altered = _work.Combine("altered.json");
+        await File.WriteAllTextAsync(altered, (await File.ReadAllTextAsync(manifest)).Replace("\"full\"", "\"delta\"", StringComparison.Ordinal));
+        var tampered = await ProcessRunner.RunAsync("node", [Path.Combine(tool, "verify-blob.js"), fixture.SigningPublicKey, signature, altered], TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.False(tampered.Succeeded, tampered.Describe());
+    }
 }
