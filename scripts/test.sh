@@ -5,8 +5,9 @@ cd "$(dirname "$0")/.."
 
 # A real upstream (CNCF distribution), real clients (skopeo, containerd), htpasswd for the basic-auth upstream,
 # qemu with arm64 libraries to run the linux-arm64 builds as a Raspberry Pi would, and clang, lld and the arm64
-# C libraries to cross-compile the Native AOT arm64 build as the Dockerfile does.
-packages=(docker-registry skopeo containerd apache2-utils qemu-user-static libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64 libssl3:arm64
+# C libraries to cross-compile the Native AOT arm64 build as the Dockerfile does; openssl, zstd and node (with its
+# npm, for the JS Sigstore verifier; it needs node 20.17 or later) check air-gap bundles with tools other than ours.
+packages=(docker-registry skopeo containerd apache2-utils openssl zstd nodejs qemu-user-static libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64 libssl3:arm64
   clang lld llvm libc6-dev:arm64 libstdc++-12-dev:arm64 libgcc-12-dev:arm64 zlib1g-dev:arm64)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
