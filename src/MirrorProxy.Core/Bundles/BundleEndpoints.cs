@@ -58,7 +58,17 @@ internal static class BundleEndpoints
                     limit.MaxRequestBodySize = null;
                 }
 
-                var result = await imports.ImportAsync(context.Request.Body, new BundleTrust(keys, allowUnsigned == true), pinSet, context.RequestAborted).ConfigureAwait(false);
+                BundleImportResult result;
+                try
+                {
+                    result = await imports.ImportAsync(context.Request.Body, new BundleTrust(keys, allowUnsigned == true), pinSet, context.RequestAborted).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                {
+                    // The client went away mid-upload: what was staged is gone, and nobody waits for an answer.
+                    return Results.Empty;
+                }
+
                 var status = result.Outcome switch
                 {
                     BundleImportResult.Imported => StatusCodes.Status200OK,

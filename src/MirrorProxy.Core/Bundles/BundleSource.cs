@@ -63,7 +63,7 @@ internal sealed class BundleSource : IAsyncDisposable
         var peeked = counter.PeekAsync(magic);
         Stream tar = magic switch
         {
-            [0x28, 0xB5, 0x2F, 0xFD] when peeked == 4 => new DecompressionStream(counter, leaveOpen: true),
+            [0x28, 0xB5, 0x2F, 0xFD] when peeked == 4 => new ZstdReadStream(new DecompressionStream(counter, leaveOpen: true)),
             [0x1F, 0x8B, ..] when peeked >= 2 => new GZipStream(counter, CompressionMode.Decompress, leaveOpen: true),
             _ => counter,
         };
@@ -343,6 +343,67 @@ internal sealed class CountingStream(Stream inner) : Stream
         }
 
         return count;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>Reports damaged zstd data as <see cref="InvalidDataException"/>, as the other decompressors do.</summary>
+internal sealed class ZstdReadStream(DecompressionStream inner) : Stream
+{
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        try
+        {
+            return inner.Read(buffer, offset, count);
+        }
+        catch (ZstdException ex)
+        {
+            throw new InvalidDataException("the zstd stream is damaged: " + ex.Message, ex);
+        }
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ZstdException ex)
+        {
+            throw new InvalidDataException("the zstd stream is damaged: " + ex.Message, ex);
+        }
     }
 
     public override void Flush()

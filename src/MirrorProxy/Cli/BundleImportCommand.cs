@@ -154,12 +154,14 @@ internal static class BundleImportCommand
 
             using var http = await BundleCommand.CreateAdminClientAsync(server, tokenFile, cancellationToken).ConfigureAwait(false);
             var interactive = BundleCommand.IsInteractive(output);
+            ProgressStream? body = null;
             var (status, result, failure) = await BundleCommand.WithProgressAsync(interactive, "import", async progress =>
             {
                 progress.SetTotal(source.InputBytes);
+                body = new ProgressStream(source.Tar, () => progress.Advance(source.InputRead - progress.Done));
                 using var request = new HttpRequestMessage(HttpMethod.Post, $"/admin/bundles/import?pinSet={Uri.EscapeDataString(pinSet)}{(allowUnsigned ? "&allowUnsigned=true" : "")}")
                 {
-                    Content = new StreamContent(new ProgressStream(source.Tar, () => progress.Advance(source.InputRead - progress.Done)), 256 * 1024),
+                    Content = new StreamContent(body, 256 * 1024),
                 };
                 request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
                 request.Content.Headers.ContentLength = source.TarLength;
@@ -182,6 +184,13 @@ internal static class BundleImportCommand
                     return ((HttpStatusCode)0, (BundleImportResult?)null, ex.HttpRequestError == HttpRequestError.ConnectionError ? "CONNECT: " + ex.Message : ex.Message);
                 }
             }).ConfigureAwait(false);
+
+            if (result is null && body?.SourceError is { } unreadable)
+            {
+                // The mirror saw the upload end early and dropped what it had staged.
+                await error.WriteLineAsync($"REFUSED (Truncated): the bundle cannot be read (truncated or damaged): {unreadable.Message}. Nothing was imported.").ConfigureAwait(false);
+                return 1;
+            }
 
             if (result is null)
             {
@@ -232,9 +241,11 @@ internal static class BundleImportCommand
         public ValueTask CompleteAsync(BundleFile file, Stream? destination, CancellationToken cancellationToken) => ValueTask.CompletedTask;
     }
 
-    /// <summary>Calls back after each read, for the progress bar.</summary>
+    /// <summary>Calls back after each read, for the progress bar; remembers why the bundle could not be read, if it could not.</summary>
     private sealed class ProgressStream(Stream inner, Action onRead) : Stream
     {
+        public Exception? SourceError { get; private set; }
+
         public override bool CanRead => true;
 
         public override bool CanSeek => false;
@@ -245,18 +256,21 @@ internal static class BundleImportCommand
 
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            var read = inner.Read(buffer, offset, count);
-            onRead();
-            return read;
-        }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("read asynchronously");
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-            onRead();
-            return read;
+            try
+            {
+                var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                onRead();
+                return read;
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException)
+            {
+                SourceError = ex;
+                throw;
+            }
         }
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

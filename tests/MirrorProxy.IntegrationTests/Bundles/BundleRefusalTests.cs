@@ -23,6 +23,7 @@ public sealed class BundleRefusalTests(BundleFixture fixture) : IDisposable
     [InlineData("path-traversal", "points outside the bundle")]
     [InlineData("symlink", "is a link")]
     [InlineData("truncated-tar", "truncated")]
+    [InlineData("truncated-zstd", "truncated")]
     [InlineData("missing-file", "ends before 1 of its")]
     [InlineData("wrong-key", "does not verify with any trusted key")]
     [InlineData("no-key", "no trusted key was given")]
@@ -113,6 +114,18 @@ public sealed class BundleRefusalTests(BundleFixture fixture) : IDisposable
             {
                 var truncated = _work.Combine("truncated.tar");
                 var bytes = await File.ReadAllBytesAsync(fixture.FullTar);
+                await File.WriteAllBytesAsync(truncated, bytes[..(int)(bytes.Length * 0.6)]);
+                return truncated;
+            }
+
+            case "truncated-zstd":
+            {
+                var archive = _work.Combine("whole.tar.zst");
+                var (exit, output) = await BundleFixture.CliAsync("bundle", "export", "--server", fixture.Connected.BaseUri.ToString(), "--images", fixture.Images,
+                    "--platform", "all", "--sign-key", fixture.SigningKey, "--output", archive);
+                Assert.True(exit == 0, output);
+                var truncated = _work.Combine("truncated.tar.zst");
+                var bytes = await File.ReadAllBytesAsync(archive);
                 await File.WriteAllBytesAsync(truncated, bytes[..(int)(bytes.Length * 0.6)]);
                 return truncated;
             }
