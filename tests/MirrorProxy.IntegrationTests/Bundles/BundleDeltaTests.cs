@@ -5,7 +5,7 @@ namespace MirrorProxy.IntegrationTests.Bundles;
 
 /// <summary>Deltas cut against an island's inventory, and the island-side rules that keep them safe.</summary>
 [Collection(BundleCollection.Name)]
-public sealed class BundleDeltaTests(BundleFixture fixture) : IDisposable
+public sealed class BundleDeltaTests(BundleFixture fixture, Xunit.Abstractions.ITestOutputHelper log) : IDisposable
 {
     private readonly TempDirectory _work = new("bundle-delta");
 
@@ -45,6 +45,8 @@ public sealed class BundleDeltaTests(BundleFixture fixture) : IDisposable
         Assert.All(fixture.Docker.Blobs, b => Assert.Contains(b.Digest, carried));
         Assert.Contains(fixture.MultiArch.Digest, carried);
         Assert.All(fixture.MultiArch.ChildManifests, m => Assert.Contains(m.Digest, carried));
+        log.WriteLine($"delta of both images against an island holding the first: {Directory.EnumerateFiles(delta, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length)} bytes; " +
+            $"the full bundle of the first: {new FileInfo(first).Length} bytes (tar); inventory {new FileInfo(inventory).Length} bytes for {held.Count} objects");
         var manifest = JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(delta, "mirrorproxy-bundle.json"))).RootElement;
         Assert.Equal("delta", manifest.GetProperty("kind").GetString());
         Assert.Equal(fixture.MultiArch.Blobs.Count, manifest.GetProperty("base").GetProperty("omitted").GetInt64());

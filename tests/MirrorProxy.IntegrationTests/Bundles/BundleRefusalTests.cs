@@ -95,6 +95,11 @@ public sealed class BundleRefusalTests(BundleFixture fixture) : IDisposable
         Assert.Equal(2, (await BundleFixture.CliAsync("bundle", "export", "--server", fixture.Connected.BaseUri.ToString(), "--images", fixture.Images,
             "--sign-key", fixture.SigningKey, "--output", fixture.FullDirectory)).ExitCode);
 
+        // The real program: a command line that does not parse is a usage error too.
+        var program = Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } native ? (native, Array.Empty<string>()) : ("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll")]);
+        var unparsed = await Infrastructure.ProcessRunner.RunAsync(program.Item1, [.. program.Item2, "bundle", "verify"], TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Equal(2, unparsed.ExitCode);
+
         var missing = _work.Combine("missing.txt");
         await File.WriteAllTextAsync(missing, "docker.io/team/absent:1\n");
         var (exit, output) = await BundleFixture.CliAsync("bundle", "export", "--server", fixture.Connected.BaseUri.ToString(), "--images", missing,

@@ -35,7 +35,8 @@ public sealed class BundleThroughputTests(BundleFixture fixture, ITestOutputHelp
         var bytes = files.Sum(f => new FileInfo(f).Length);
         var hashBefore = await Sha256sumAsync(files);
 
-        await using var island = await BundleFixture.StartIslandAsync(_work.Combine("island"));
+        // The real program as the island, in its own process, as an operator runs it.
+        await using var island = await MirrorProcess.StartAsync(_work.Combine("island"), ["--offline", "--upstream", "docker.io=http://127.0.0.1:1"]);
         var clock = Stopwatch.StartNew();
         (exit, output) = await BundleFixture.CliAsync("bundle", "import", "--server", island.BaseUri.ToString(), "--trust", fixture.SigningPublicKey, bundle);
         var import = clock.Elapsed;
@@ -46,8 +47,12 @@ public sealed class BundleThroughputTests(BundleFixture fixture, ITestOutputHelp
         var mib = bytes / (1024.0 * 1024);
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"bundle of {bytes} bytes: import {import.TotalSeconds:0.00} s ({mib / import.TotalSeconds:0} MiB/s), sha256sum {sha256sum.TotalSeconds:0.00} s ({mib / sha256sum.TotalSeconds:0} MiB/s); import/sha256sum rate ratio {sha256sum.TotalSeconds / import.TotalSeconds:0.00}"));
+        var zstd = _work.Combine("fixture.tar.zst");
+        (exit, output) = await BundleFixture.CliAsync("bundle", "export", "--server", fixture.Connected.BaseUri.ToString(), "--images", fixture.Images,
+            "--platform", "all", "--sign-key", fixture.SigningKey, "--output", zstd);
+        Assert.True(exit == 0, output);
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"fixture bundle sizes: directory {DirectorySize(fixture.FullDirectory)} bytes, tar {new FileInfo(fixture.FullTar).Length} bytes"));
+            $"bundle sizes for the two test images: directory {DirectorySize(fixture.FullDirectory)} bytes, tar {new FileInfo(fixture.FullTar).Length} bytes, tar.zst {new FileInfo(zstd).Length} bytes"));
 
         var layer = image.Layers.Single();
         using var response = await island.Client.GetAsync($"/v2/{image.Repository}/blobs/{layer.Digest}?ns=docker.io", HttpCompletionOption.ResponseHeadersRead);
