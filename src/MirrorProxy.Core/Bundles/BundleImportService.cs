@@ -243,6 +243,7 @@ internal sealed partial class BundleImportService
                     _small[file.Path] = memory.ToArray();
                     break;
                 case FileStream staged:
+                    // Flushed to disk before it may be renamed into the cache: a crash after the rename never leaves a short file.
                     await staged.FlushAsync(cancellationToken).ConfigureAwait(false);
                     staged.Flush(flushToDisk: true);
                     await staged.DisposeAsync().ConfigureAwait(false);

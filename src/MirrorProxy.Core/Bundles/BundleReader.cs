@@ -31,6 +31,8 @@ internal enum BundleRefusal
     NotForThisMirror,
     /// <summary>An image needs content that is neither in the bundle nor in the cache.</summary>
     MissingContent,
+    /// <summary>The bundle is sound, but what it holds could not be written (the disk is full, say).</summary>
+    StorageFailed,
 }
 
 /// <summary>How reading a bundle ended.</summary>
@@ -263,7 +265,11 @@ internal static class BundleReader
                 hash.AppendData(buffer, 0, read);
                 if (destination is not null)
                 {
-                    await writing.ConfigureAwait(false);
+                    if (await WrittenAsync(writing, file, state).ConfigureAwait(false) is { } failed)
+                    {
+                        return failed;
+                    }
+
                     writing = destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).AsTask();
                 }
 
@@ -272,7 +278,11 @@ internal static class BundleReader
                 progress?.Invoke(read);
             }
 
-            await writing.ConfigureAwait(false);
+            if (await WrittenAsync(writing, file, state).ConfigureAwait(false) is { } notWritten)
+            {
+                return notWritten;
+            }
+
             Span<byte> digest = stackalloc byte[32];
             hash.GetHashAndReset(digest);
             if (!Convert.ToHexStringLower(digest).Equals(file.Sha256, StringComparison.Ordinal))
@@ -280,7 +290,15 @@ internal static class BundleReader
                 return Refuse(BundleRefusal.FileMismatch, $"{file.Path} does not hash to its signed sha256 (altered or damaged)", state);
             }
 
-            await sink.CompleteAsync(file, destination, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await sink.CompleteAsync(file, destination, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                return Refuse(BundleRefusal.StorageFailed, $"{file.Path} could not be stored: {ex.Message}", state);
+            }
+
             completed = true;
             return null;
         }
@@ -299,6 +317,20 @@ internal static class BundleReader
 
                 await destination.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>Waits for the previous write; a failure to write is the destination's, not the bundle's.</summary>
+    private static async Task<BundleReadResult?> WrittenAsync(Task writing, BundleFile file, ReadState state)
+    {
+        try
+        {
+            await writing.ConfigureAwait(false);
+            return null;
+        }
+        catch (IOException ex)
+        {
+            return Refuse(BundleRefusal.StorageFailed, $"{file.Path} could not be written: {ex.Message}", state);
         }
     }
 
