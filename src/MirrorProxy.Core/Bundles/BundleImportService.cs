@@ -110,16 +110,16 @@ internal sealed partial class BundleImportService
 
     private async Task<(int Set, int Kept)> CommitAsync(ImportSession session, ImportPlan plan, BundleManifest manifest, string pinSet, CancellationToken cancellationToken)
     {
-        foreach (var (digest, path, size) in session.StagedBlobs(exclude: plan.ManifestDigests))
+        foreach (var blob in session.Staged.Where(b => !plan.ManifestDigests.Contains(b.Digest)))
         {
-            _target.PublishBlob(path, digest, size);
+            _target.Commit(blob);
         }
 
         foreach (var (digest, mediaType) in plan.Manifests)
         {
-            if (session.TryGetStaged(digest, out var path))
+            if (session.TryGetStaged(digest, out var blob))
             {
-                await _target.PutManifestAsync(digest, await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false), mediaType, cancellationToken).ConfigureAwait(false);
+                await _target.CommitManifestAsync(blob, mediaType, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -169,16 +169,17 @@ internal sealed partial class BundleImportService
     /// <summary>One import's staging: the sink the reader writes into, and what it staged.</summary>
     private sealed class ImportSession(BundleImportTarget target, UpstreamRouter router) : IBundleSink
     {
-        private readonly Dictionary<Digest, (string Path, long Size)> _staged = [];
+        private readonly Dictionary<Digest, StagedBlob> _staged = [];
         private readonly Dictionary<Digest, long> _present = [];
         private readonly Dictionary<string, byte[]> _small = new(StringComparer.Ordinal);
-        private readonly HashSet<string> _published = new(StringComparer.Ordinal);
 
         public int StagedBlobCount => _staged.Count;
 
         public int PresentCount => _present.Count;
 
         public long StagedBytes => _staged.Values.Sum(s => s.Size);
+
+        public IEnumerable<StagedBlob> Staged => _staged.Values;
 
         public ValueTask<string?> AcceptAsync(BundleManifest manifest, CancellationToken cancellationToken)
         {
@@ -230,9 +231,8 @@ internal sealed partial class BundleImportService
                 return ValueTask.FromResult<Stream?>(null);
             }
 
-            var path = target.NewStagingPath();
-            _staged[digest] = (path, file.Size);
-            return ValueTask.FromResult<Stream?>(new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None));
+            _staged[digest] = target.Stage(digest, file.Size, out var content);
+            return ValueTask.FromResult<Stream?>(content);
         }
 
         public async ValueTask CompleteAsync(BundleFile file, Stream? destination, CancellationToken cancellationToken)
@@ -242,44 +242,20 @@ internal sealed partial class BundleImportService
                 case MemoryStream memory:
                     _small[file.Path] = memory.ToArray();
                     break;
-                case FileStream staged:
-                    // Flushed to disk before it may be renamed into the cache: a crash after the rename never leaves a short file.
-                    await staged.FlushAsync(cancellationToken).ConfigureAwait(false);
-                    staged.Flush(flushToDisk: true);
-                    await staged.DisposeAsync().ConfigureAwait(false);
+                case not null:
+                    await BundleImportTarget.SealAsync(destination, cancellationToken).ConfigureAwait(false);
                     break;
             }
         }
 
-        public bool TryGetStaged(Digest digest, out string path)
-        {
-            var found = _staged.TryGetValue(digest, out var staged);
-            path = staged.Path;
-            return found;
-        }
+        public bool TryGetStaged(Digest digest, out StagedBlob blob) => _staged.TryGetValue(digest, out blob!);
 
-        /// <summary>Staged blobs that are not manifests, marked published as they are handed out.</summary>
-        public IEnumerable<(Digest Digest, string Path, long Size)> StagedBlobs(HashSet<Digest> exclude)
-        {
-            foreach (var (digest, (path, size)) in _staged)
-            {
-                if (!exclude.Contains(digest))
-                {
-                    _published.Add(path);
-                    yield return (digest, path, size);
-                }
-            }
-        }
-
-        /// <summary>Removes what was staged and not published (manifests are stored from copies).</summary>
+        /// <summary>Removes what was staged and not committed.</summary>
         public void DeleteStaged()
         {
-            foreach (var (path, _) in _staged.Values)
+            foreach (var blob in _staged.Values)
             {
-                if (!_published.Contains(path))
-                {
-                    File.Delete(path);
-                }
+                BundleImportTarget.Abort(blob);
             }
         }
 
@@ -430,7 +406,7 @@ internal sealed partial class BundleImportService
                     return null;
                 }
 
-                bytes = await File.ReadAllBytesAsync(staged.Path, cancellationToken).ConfigureAwait(false);
+                bytes = await BundleImportTarget.ReadStagedAsync(staged, cancellationToken).ConfigureAwait(false);
             }
             else
             {

@@ -82,14 +82,56 @@ internal sealed class BundleImportTarget
     /// <summary>Whether the cache holds the content, from its file (the truth), and its size.</summary>
     public bool TryStat(Digest digest, out long size) => _cache.Store.TryStat(digest, out size);
 
-    /// <summary>A new temporary file in the cache's <c>tmp/</c>, which the mirror empties at start.</summary>
-    public string NewStagingPath() => _cache.Store.NewTempPath();
+    /// <summary>
+    /// Begins writing a blob that is not in the cache yet: staged in the cache's <c>tmp/</c> (which the mirror empties
+    /// at start), invisible to readers until <see cref="Commit"/> or <see cref="CommitManifestAsync"/>, and gone
+    /// after <see cref="Abort"/>.
+    /// </summary>
+    public StagedBlob Stage(Digest digest, long size, out Stream content)
+    {
+        var blob = new StagedBlob(_cache.Store.NewTempPath(), digest, size);
+        content = new FileStream(blob.Path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
+        return blob;
+    }
 
-    /// <summary>Moves a verified, flushed staging file to its content address.</summary>
-    public void PublishBlob(string stagedPath, Digest digest, long size) => _cache.PublishBlob(stagedPath, digest, size);
+    /// <summary>Makes what was written durable and closes it: a crash after the commit never leaves a short blob.</summary>
+    public static async Task SealAsync(Stream content, CancellationToken cancellationToken)
+    {
+        await content.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (content is FileStream file)
+        {
+            file.Flush(flushToDisk: true);
+        }
 
-    public Task PutManifestAsync(Digest digest, byte[] content, string mediaType, CancellationToken cancellationToken) =>
-        _cache.PutManifestAsync(digest, content, mediaType, cancellationToken);
+        await content.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The bytes of a staged blob (a manifest, which is small).</summary>
+    public static Task<byte[]> ReadStagedAsync(StagedBlob blob, CancellationToken cancellationToken) => File.ReadAllBytesAsync(blob.Path, cancellationToken);
+
+    /// <summary>Moves a verified, sealed blob to its content address.</summary>
+    public void Commit(StagedBlob blob)
+    {
+        _cache.PublishBlob(blob.Path, blob.Digest, blob.Size);
+        blob.Committed = true;
+    }
+
+    /// <summary>Stores a verified staged manifest with its media type (manifests are kept with their type).</summary>
+    public async Task CommitManifestAsync(StagedBlob blob, string mediaType, CancellationToken cancellationToken)
+    {
+        await _cache.PutManifestAsync(blob.Digest, await ReadStagedAsync(blob, cancellationToken).ConfigureAwait(false), mediaType, cancellationToken).ConfigureAwait(false);
+        Abort(blob);
+        blob.Committed = true;
+    }
+
+    /// <summary>Drops a staged blob that was not committed.</summary>
+    public static void Abort(StagedBlob blob)
+    {
+        if (!blob.Committed)
+        {
+            File.Delete(blob.Path);
+        }
+    }
 
     public ValueTask<byte[]?> ReadContentAsync(Digest digest, CancellationToken cancellationToken) => _cache.ReadContentAsync(digest, cancellationToken);
 
@@ -143,4 +185,16 @@ internal sealed class BundleImportTarget
 
         File.Move(temp, path, overwrite: true);
     }
+}
+
+/// <summary>A blob being written into the cache by an import, not yet visible to readers.</summary>
+internal sealed class StagedBlob(string path, Digest digest, long size)
+{
+    internal string Path { get; } = path;
+
+    public Digest Digest { get; } = digest;
+
+    public long Size { get; } = size;
+
+    public bool Committed { get; internal set; }
 }
