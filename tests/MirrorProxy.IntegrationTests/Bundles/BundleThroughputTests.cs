@@ -37,6 +37,10 @@ public sealed class BundleThroughputTests(BundleFixture fixture, ITestOutputHelp
 
         // The real program as the island, in its own process, as an operator runs it.
         await using var island = await MirrorProcess.StartAsync(_work.Combine("island"), ["--offline", "--upstream", "docker.io=http://127.0.0.1:1"]);
+        // A first, small import warms both processes up (JIT, connections): the rate measured is the steady one.
+        (exit, output) = await BundleFixture.CliAsync("bundle", "import", "--server", island.BaseUri.ToString(), "--trust", fixture.SigningPublicKey, fixture.FullTar);
+        Assert.True(exit == 0, output);
+
         var clock = Stopwatch.StartNew();
         (exit, output) = await BundleFixture.CliAsync("bundle", "import", "--server", island.BaseUri.ToString(), "--trust", fixture.SigningPublicKey, bundle);
         var import = clock.Elapsed;
