@@ -89,7 +89,7 @@ internal static class BundleEndpoints
         admin.MapGet("/bundles/inventory", static async (HttpContext context, BundleImportTarget target, TimeProvider time) =>
         {
             context.Response.ContentType = "application/json";
-            await Inventory.WriteAsync(context.Response.Body, target.MirrorId, time.GetUtcNow(), target.EnumerateContent(), context.RequestAborted).ConfigureAwait(false);
+            await Inventory.WriteAsync(context.Response.Body, target.MirrorId, time.GetUtcNow(), target.EnumerateContentAsync(context.RequestAborted), context.RequestAborted).ConfigureAwait(false);
         });
 
         admin.MapPost("/bundles/exports", static (BundleImportTarget target) =>

@@ -96,7 +96,7 @@ internal sealed partial class BundleImportService
         }
         finally
         {
-            session.DeleteStaged();
+            await session.DeleteStagedAsync().ConfigureAwait(false);
             _gate.Release();
         }
 
@@ -112,7 +112,7 @@ internal sealed partial class BundleImportService
     {
         foreach (var blob in session.Staged.Where(b => !plan.ManifestDigests.Contains(b.Digest)))
         {
-            _target.Commit(blob);
+            await _target.CommitAsync(blob, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var (digest, mediaType) in plan.Manifests)
@@ -217,45 +217,45 @@ internal sealed partial class BundleImportService
             return ValueTask.FromResult<string?>(null);
         }
 
-        public ValueTask<Stream?> OpenAsync(BundleFile file, CancellationToken cancellationToken)
+        public async ValueTask<Stream?> OpenAsync(BundleFile file, CancellationToken cancellationToken)
         {
             if (!BundleLayout.TryParseBlobPath(file.Path, out var digest))
             {
-                return ValueTask.FromResult<Stream?>(new MemoryStream((int)file.Size));
+                return new MemoryStream((int)file.Size);
             }
 
-            if (target.TryStat(digest, out var size) && size == file.Size)
+            if (await target.StatAsync(digest, cancellationToken).ConfigureAwait(false) == file.Size)
             {
                 // Already in the cache: hashed as it streams past, not written again.
-                _present[digest] = size;
-                return ValueTask.FromResult<Stream?>(null);
+                _present[digest] = file.Size;
+                return null;
             }
 
-            _staged[digest] = target.Stage(digest, file.Size, out var content);
-            return ValueTask.FromResult<Stream?>(content);
+            var (blob, content) = await target.StageAsync(digest, file.Size, cancellationToken).ConfigureAwait(false);
+            _staged[digest] = blob;
+            return content;
         }
 
         public async ValueTask CompleteAsync(BundleFile file, Stream? destination, CancellationToken cancellationToken)
         {
-            switch (destination)
+            if (destination is MemoryStream memory)
             {
-                case MemoryStream memory:
-                    _small[file.Path] = memory.ToArray();
-                    break;
-                case not null:
-                    await BundleImportTarget.SealAsync(destination, cancellationToken).ConfigureAwait(false);
-                    break;
+                _small[file.Path] = memory.ToArray();
+            }
+            else if (destination is not null && BundleLayout.TryParseBlobPath(file.Path, out var digest))
+            {
+                await target.SealAsync(_staged[digest], destination, cancellationToken).ConfigureAwait(false);
             }
         }
 
         public bool TryGetStaged(Digest digest, out StagedBlob blob) => _staged.TryGetValue(digest, out blob!);
 
         /// <summary>Removes what was staged and not committed.</summary>
-        public void DeleteStaged()
+        public async ValueTask DeleteStagedAsync()
         {
             foreach (var blob in _staged.Values)
             {
-                BundleImportTarget.Abort(blob);
+                await target.AbortAsync(blob).ConfigureAwait(false);
             }
         }
 
@@ -288,7 +288,7 @@ internal sealed partial class BundleImportService
                 tops.Add((top, image.MediaType));
                 if (!document.IsIndex)
                 {
-                    CheckBlobs(image.Reference, null, document, missing, pinned);
+                    await CheckBlobsAsync(image.Reference, null, document, missing, pinned, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
 
@@ -296,7 +296,7 @@ internal sealed partial class BundleImportService
                 foreach (var child in document.Manifests.Where(m => m.Platform is { } p && wanted.Contains(p.ToString())))
                 {
                     var label = child.Platform!.ToString();
-                    var childDocument = Resolves(child.Digest, child.Size) ? await ReadManifestAsync(child.Digest, child.MediaType, cancellationToken).ConfigureAwait(false) : null;
+                    var childDocument = await ResolvesAsync(child.Digest, child.Size, cancellationToken).ConfigureAwait(false) ? await ReadManifestAsync(child.Digest, child.MediaType, cancellationToken).ConfigureAwait(false) : null;
                     if (childDocument is null)
                     {
                         missing.Add($"{label} manifest {child.Digest} of {image.Reference}");
@@ -309,7 +309,7 @@ internal sealed partial class BundleImportService
                         plan.Manifests.Add((child.Digest, child.MediaType));
                     }
 
-                    CheckBlobs(image.Reference, label, childDocument, missing, pinned);
+                    await CheckBlobsAsync(image.Reference, label, childDocument, missing, pinned, cancellationToken).ConfigureAwait(false);
                 }
 
                 var found = document.Manifests.Where(m => m.Platform is { } p && wanted.Contains(p.ToString())).Select(m => m.Platform!.ToString()).ToHashSet(StringComparer.Ordinal);
@@ -365,11 +365,11 @@ internal sealed partial class BundleImportService
             }
         }
 
-        private void CheckBlobs(string reference, string? platform, ManifestDocument document, List<string> missing, HashSet<string> pinned)
+        private async Task CheckBlobsAsync(string reference, string? platform, ManifestDocument document, List<string> missing, HashSet<string> pinned, CancellationToken cancellationToken)
         {
             foreach (var blob in document.Blobs)
             {
-                if (Resolves(blob.Digest, blob.Size))
+                if (await ResolvesAsync(blob.Digest, blob.Size, cancellationToken).ConfigureAwait(false))
                 {
                     pinned.Add(blob.Digest.Value);
                 }
@@ -381,7 +381,7 @@ internal sealed partial class BundleImportService
         }
 
         /// <summary>In the bundle (staged, or hashed and already cached), or in the cache with the descriptor's size.</summary>
-        private bool Resolves(Digest digest, long size)
+        private async ValueTask<bool> ResolvesAsync(Digest digest, long size, CancellationToken cancellationToken)
         {
             if (_staged.TryGetValue(digest, out var staged))
             {
@@ -393,7 +393,7 @@ internal sealed partial class BundleImportService
                 return size < 0 || present == size;
             }
 
-            return target.TryStat(digest, out var cached) && (size < 0 || cached == size);
+            return await target.StatAsync(digest, cancellationToken).ConfigureAwait(false) is { } cached && (size < 0 || cached == size);
         }
 
         private async Task<ManifestDocument?> ReadManifestAsync(Digest digest, string mediaType, CancellationToken cancellationToken)
@@ -406,7 +406,7 @@ internal sealed partial class BundleImportService
                     return null;
                 }
 
-                bytes = await BundleImportTarget.ReadStagedAsync(staged, cancellationToken).ConfigureAwait(false);
+                bytes = await target.ReadStagedAsync(staged, cancellationToken).ConfigureAwait(false);
             }
             else
             {

@@ -79,23 +79,24 @@ internal sealed class BundleImportTarget
         }
     }
 
-    /// <summary>Whether the cache holds the content, from its file (the truth), and its size.</summary>
-    public bool TryStat(Digest digest, out long size) => _cache.Store.TryStat(digest, out size);
+    /// <summary>The size of the content when the cache holds it (asked of its file, the truth); null when it does not.</summary>
+    public ValueTask<long?> StatAsync(Digest digest, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(_cache.Store.TryStat(digest, out var size) ? size : (long?)null);
 
     /// <summary>
     /// Begins writing a blob that is not in the cache yet: staged in the cache's <c>tmp/</c> (which the mirror empties
     /// at start), invisible to readers until <see cref="Commit"/> or <see cref="CommitManifestAsync"/>, and gone
     /// after <see cref="Abort"/>.
     /// </summary>
-    public StagedBlob Stage(Digest digest, long size, out Stream content)
+    public ValueTask<(StagedBlob Blob, Stream Content)> StageAsync(Digest digest, long size, CancellationToken cancellationToken)
     {
         var blob = new StagedBlob(_cache.Store.NewTempPath(), digest, size);
-        content = new FileStream(blob.Path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
-        return blob;
+        Stream content = new FileStream(blob.Path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
+        return ValueTask.FromResult((blob, content));
     }
 
     /// <summary>Makes what was written durable and closes it: a crash after the commit never leaves a short blob.</summary>
-    public static async Task SealAsync(Stream content, CancellationToken cancellationToken)
+    public async Task SealAsync(StagedBlob blob, Stream content, CancellationToken cancellationToken)
     {
         await content.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (content is FileStream file)
@@ -107,30 +108,33 @@ internal sealed class BundleImportTarget
     }
 
     /// <summary>The bytes of a staged blob (a manifest, which is small).</summary>
-    public static Task<byte[]> ReadStagedAsync(StagedBlob blob, CancellationToken cancellationToken) => File.ReadAllBytesAsync(blob.Path, cancellationToken);
+    public Task<byte[]> ReadStagedAsync(StagedBlob blob, CancellationToken cancellationToken) => File.ReadAllBytesAsync(blob.Path, cancellationToken);
 
     /// <summary>Moves a verified, sealed blob to its content address.</summary>
-    public void Commit(StagedBlob blob)
+    public Task CommitAsync(StagedBlob blob, CancellationToken cancellationToken)
     {
         _cache.PublishBlob(blob.Path, blob.Digest, blob.Size);
         blob.Committed = true;
+        return Task.CompletedTask;
     }
 
     /// <summary>Stores a verified staged manifest with its media type (manifests are kept with their type).</summary>
     public async Task CommitManifestAsync(StagedBlob blob, string mediaType, CancellationToken cancellationToken)
     {
         await _cache.PutManifestAsync(blob.Digest, await ReadStagedAsync(blob, cancellationToken).ConfigureAwait(false), mediaType, cancellationToken).ConfigureAwait(false);
-        Abort(blob);
+        await AbortAsync(blob).ConfigureAwait(false);
         blob.Committed = true;
     }
 
     /// <summary>Drops a staged blob that was not committed.</summary>
-    public static void Abort(StagedBlob blob)
+    public ValueTask AbortAsync(StagedBlob blob)
     {
         if (!blob.Committed)
         {
             File.Delete(blob.Path);
         }
+
+        return ValueTask.CompletedTask;
     }
 
     public ValueTask<byte[]?> ReadContentAsync(Digest digest, CancellationToken cancellationToken) => _cache.ReadContentAsync(digest, cancellationToken);
@@ -161,7 +165,16 @@ internal sealed class BundleImportTarget
     }
 
     /// <summary>Every content object in the cache, read from the files one at a time.</summary>
-    public IEnumerable<Digest> EnumerateContent() => _cache.Store.EnumerateContent().Select(c => c.Digest);
+    public async IAsyncEnumerable<Digest> EnumerateContentAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        foreach (var content in _cache.Store.EnumerateContent())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return content.Digest;
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
 
     private string SourcePath(string sourceMirrorId)
     {

@@ -28,12 +28,12 @@ internal static class Inventory
     private const int FlushEvery = 4096;
 
     /// <summary>Streams an inventory of <paramref name="digests"/> to <paramref name="output"/>; returns how many it listed.</summary>
-    public static async Task<long> WriteAsync(Stream output, string mirrorId, DateTimeOffset created, IEnumerable<Digest> digests, CancellationToken cancellationToken)
+    public static async Task<long> WriteAsync(Stream output, string mirrorId, DateTimeOffset created, IAsyncEnumerable<Digest> digests, CancellationToken cancellationToken)
     {
         var buffer = new ArrayBufferWriter<byte>(FlushEvery * 80);
         Write(buffer, $$"""{"mediaType":"{{MediaType}}","mirrorId":{{JsonSerializer.Serialize(mirrorId, BundleJsonContext.Default.String)}},"created":"{{created.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)}}","digests":[""");
         long count = 0;
-        foreach (var digest in digests)
+        await foreach (var digest in digests.WithCancellation(cancellationToken).ConfigureAwait(false))
         {
             Write(buffer, count == 0 ? "\n\"" : ",\n\"");
             Write(buffer, digest.Value);

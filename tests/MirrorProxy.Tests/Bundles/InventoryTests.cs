@@ -17,6 +17,16 @@ public sealed class InventoryTests
         }
     }
 
+    private static async IAsyncEnumerable<Digest> DigestsAsync(int count)
+    {
+        foreach (var digest in Digests(count))
+        {
+            yield return digest;
+        }
+
+        await Task.CompletedTask;
+    }
+
     [Fact]
     public async Task AMillionObjects_StreamOutAndBackIn_AtAbout75BytesEach()
     {
@@ -26,7 +36,7 @@ public sealed class InventoryTests
         {
             await using (var file = File.Create(path))
             {
-                Assert.Equal(Count, await Inventory.WriteAsync(file, "island", DateTimeOffset.UnixEpoch, Digests(Count), CancellationToken.None));
+                Assert.Equal(Count, await Inventory.WriteAsync(file, "island", DateTimeOffset.UnixEpoch, DigestsAsync(Count), CancellationToken.None));
             }
 
             var size = new FileInfo(path).Length;
@@ -60,7 +70,7 @@ public sealed class InventoryTests
     public async Task TruncatedOrForeignFiles_AreNotInventories()
     {
         using var whole = new MemoryStream();
-        await Inventory.WriteAsync(whole, "island", DateTimeOffset.UnixEpoch, Digests(1000), CancellationToken.None);
+        await Inventory.WriteAsync(whole, "island", DateTimeOffset.UnixEpoch, DigestsAsync(1000), CancellationToken.None);
         var bytes = whole.ToArray();
 
         var (header, error) = await Inventory.ReadAsync(new MemoryStream(bytes[..(bytes.Length / 2)]), _ => { }, CancellationToken.None);
