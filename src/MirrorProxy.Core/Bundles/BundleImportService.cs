@@ -72,6 +72,7 @@ internal sealed partial class BundleImportService
             return new BundleImportResult(BundleImportResult.Busy, null, "another bundle import is running", null, null, 0, null, 0, 0, 0, 0, 0, 0, 0, 0, null);
         }
 
+        var started = _time.GetTimestamp();
         var session = new ImportSession(_target, _router);
         try
         {
@@ -90,7 +91,8 @@ internal sealed partial class BundleImportService
 
             // Everything verified: commit, to the end even if the client goes away now.
             var (tagsSet, tagsKept) = await CommitAsync(session, plan, manifest, pinSet, _stopping).ConfigureAwait(false);
-            Log.Imported(_logger, manifest.Kind, manifest.MirrorId, manifest.Sequence, manifest.Images.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes);
+            Log.Imported(_logger, manifest.Kind, manifest.MirrorId, manifest.Sequence, manifest.Images.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes,
+                _time.GetElapsedTime(started).TotalMilliseconds);
             return new BundleImportResult(BundleImportResult.Imported, null, "imported", manifest.Kind, manifest.MirrorId, manifest.Sequence, read.SignedBy,
                 manifest.Images.Count, plan.Manifests.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes, read.Bytes, tagsSet, tagsKept, pinSet);
         }
@@ -419,8 +421,8 @@ internal sealed partial class BundleImportService
 
     private static partial class Log
     {
-        [LoggerMessage(9001, LogLevel.Information, "Imported {Kind} bundle {Sequence} of mirror {Source}: {Images} images, {Blobs} blobs new ({Bytes} bytes), {Present} already cached")]
-        public static partial void Imported(ILogger logger, string kind, string source, long sequence, int images, int blobs, int present, long bytes);
+        [LoggerMessage(9001, LogLevel.Information, "Imported {Kind} bundle {Sequence} of mirror {Source}: {Images} images, {Blobs} blobs new ({Bytes} bytes), {Present} already cached, in {ElapsedMs:0} ms")]
+        public static partial void Imported(ILogger logger, string kind, string source, long sequence, int images, int blobs, int present, long bytes, double elapsedMs);
 
         [LoggerMessage(9002, LogLevel.Warning, "Bundle refused ({Refusal}): {Reason}")]
         public static partial void Refused(ILogger logger, BundleRefusal refusal, string reason);
