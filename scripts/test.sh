@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # C libraries to cross-compile the Native AOT arm64 build as the Dockerfile does. iproute2 and nftables put an
 # upstream in a network namespace of its own and pull its cable (packets dropped, not refused); mount (losetup)
 # and e2fsprogs make the small cache disks that fill up, turn read-only or fail with EIO; promtool (prometheus)
-# checks the alert rules, Chromium the status page, unzip unpacks the kubectl below.
-packages=(docker-registry skopeo containerd apache2-utils iproute2 nftables mount e2fsprogs qemu-user-static libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64 libssl3:arm64
-  clang lld llvm libc6-dev:arm64 libstdc++-12-dev:arm64 libgcc-12-dev:arm64 zlib1g-dev:arm64 prometheus chromium unzip)
+# checks the alert rules, Chromium the status page, unzip unpacks the kubectl below; openssl, zstd and node (with
+# its npm, for the JS Sigstore verifier; it needs node 20.17 or later) check air-gap bundles with tools other than ours.
+packages=(docker-registry skopeo containerd apache2-utils iproute2 nftables mount e2fsprogs openssl zstd nodejs qemu-user-static libc6:arm64 libstdc++6:arm64
+  libgcc-s1:arm64 libssl3:arm64 clang lld llvm libc6-dev:arm64 libstdc++-12-dev:arm64 libgcc-12-dev:arm64 zlib1g-dev:arm64 prometheus chromium unzip)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 update=0

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using MirrorProxy.Bundles;
 using MirrorProxy.Hosting;
 using MirrorProxy.Resilience;
 using MirrorProxy.Upstream;
@@ -35,6 +36,7 @@ internal static class AdminEndpoints
                 : Results.Json(new AdminError("admin endpoints answer loopback clients, and others with the admin token"), AdminJsonContext.Default.AdminError,
                     statusCode: StatusCodes.Status403Forbidden));
         admin.MapPinEndpoints();
+        admin.MapBundleEndpoints();
 
         admin.MapGet("/offline", static (OfflineMode offline) => Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState));
         admin.MapPut("/offline", static (OfflineMode offline, bool? enabled) =>

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Admin;
 using MirrorProxy.Auth;
+using MirrorProxy.Bundles;
 using MirrorProxy.Cache;
 using MirrorProxy.Common;
 using MirrorProxy.Metrics;
@@ -96,6 +97,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.AddMirrorProxyStatus();
         services.TryAddSingleton<ImageCheckService>();
         services.AddHostedService(static sp => sp.GetRequiredService<BackgroundWork>());
+        services.AddBundles();
         return services;
     }
 

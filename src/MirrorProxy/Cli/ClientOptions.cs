@@ -79,6 +79,25 @@ internal static class ClientOptions
         }
     }
 
+    /// <summary>
+    /// A client for the mirror's admin and /v2 endpoints with no overall timeout, carrying the admin token of
+    /// <paramref name="tokenFile"/> (or of the environment) when there is one.
+    /// </summary>
+    public static async Task<HttpClient> CreateAdminClientAsync(Uri server, MirrorTrust trust, string? tokenFile, CancellationToken cancellationToken)
+    {
+        var token = tokenFile is { } file
+            ? (await File.ReadAllTextAsync(file, cancellationToken).ConfigureAwait(false)).Trim()
+            : Environment.GetEnvironmentVariable(WarmCommand.TokenEnvironmentVariable);
+        var http = CreateHttpClient(server, trust);
+        http.Timeout = Timeout.InfiniteTimeSpan;
+        if (!string.IsNullOrEmpty(token))
+        {
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return http;
+    }
+
     public static HttpClient CreateHttpClient(Uri server, MirrorTrust trust) => new(trust.CreateHandler())
     {
         BaseAddress = server,

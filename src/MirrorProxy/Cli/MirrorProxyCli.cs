@@ -15,6 +15,7 @@ internal static class MirrorProxyCli
         HealthCommand.Create(),
         VerifyCommand.Create(),
         CacheOwnerCommand.Create(),
+        BundleCommand.Create(),
     };
 
     /// <summary>

@@ -75,13 +75,7 @@ internal static class WarmCommand
             return 2;
         }
 
-        var token = arguments.TokenFile is { } file ? (await File.ReadAllTextAsync(file, cancellationToken).ConfigureAwait(false)).Trim() : Environment.GetEnvironmentVariable(TokenEnvironmentVariable);
-        using var http = ClientOptions.CreateHttpClient(arguments.Server, trust);
-        http.Timeout = Timeout.InfiniteTimeSpan;
-        if (!string.IsNullOrEmpty(token))
-        {
-            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
-        }
+        using var http = await ClientOptions.CreateAdminClientAsync(arguments.Server, trust, arguments.TokenFile, cancellationToken).ConfigureAwait(false);
 
         // One request first, so that an unreachable or untrusted mirror is one clear line, not one per image.
         try

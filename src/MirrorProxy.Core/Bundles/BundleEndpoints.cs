@@ -1,0 +1,103 @@
+using MirrorProxy.WarmUp;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace MirrorProxy.Bundles;
+
+/// <summary>
+/// Bundle endpoints under <c>/admin/bundles</c> (the admin group's loopback / token rules apply):
+/// <list type="bullet">
+/// <item><c>POST /admin/bundles/import?pinSet=NAME[&amp;allowUnsigned=true]</c>: the body is the bundle as a plain tar
+/// stream (manifest and signature first); trusted keys come as <c>Bundle-Trust</c> headers (base64 of the
+/// SubjectPublicKeyInfo DER). 200 imported, 422 refused, 409 while another import runs.</item>
+/// <item><c>GET /admin/bundles/inventory</c>: this mirror's inventory, streamed.</item>
+/// <item><c>POST /admin/bundles/exports</c>: this mirror's identity and the next export sequence number.</item>
+/// </list>
+/// </summary>
+internal static class BundleEndpoints
+{
+    public const string TrustHeader = "Bundle-Trust";
+
+    public static IServiceCollection AddBundles(this IServiceCollection services)
+    {
+        services.TryAddSingleton<BundleImportTarget>();
+        services.TryAddSingleton<BundleImportService>();
+        return services;
+    }
+
+    public static void MapBundleEndpoints(this RouteGroupBuilder admin)
+    {
+        admin.MapPost("/bundles/import", static async (HttpContext context, BundleImportService imports, string? pinSet, bool? allowUnsigned) =>
+        {
+            pinSet ??= "bundle";
+            if (!PinStore.IsValidName(pinSet))
+            {
+                return Results.Problem(title: "a pin set name is lower-case letters, digits, '.', '_' and '-' (at most 64)", statusCode: StatusCodes.Status400BadRequest);
+            }
+
+            var keys = new List<TrustedKey>();
+            try
+            {
+                foreach (var value in context.Request.Headers[TrustHeader].SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+                {
+                    if (BundleSigning.FromSubjectPublicKeyInfo(value) is not { } key)
+                    {
+                        return Results.Problem(title: $"a {TrustHeader} header is not a base64 P-256 SubjectPublicKeyInfo", statusCode: StatusCodes.Status400BadRequest);
+                    }
+
+                    keys.Add(key);
+                }
+
+                // A bundle can be many gigabytes: the body is streamed, with no size limit, through bounded buffers.
+                if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                {
+                    limit.MaxRequestBodySize = null;
+                }
+
+                BundleImportResult result;
+                try
+                {
+                    result = await imports.ImportAsync(context.Request.Body, new BundleTrust(keys, allowUnsigned == true), pinSet, context.RequestAborted).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                {
+                    // The client went away mid-upload: what was staged is gone, and nobody waits for an answer.
+                    return Results.Empty;
+                }
+
+                var status = result.Outcome switch
+                {
+                    BundleImportResult.Imported => StatusCodes.Status200OK,
+                    BundleImportResult.Busy => StatusCodes.Status409Conflict,
+                    _ => StatusCodes.Status422UnprocessableEntity,
+                };
+                return Results.Json(result, BundleApiJsonContext.Default.BundleImportResult, statusCode: status);
+            }
+            finally
+            {
+                foreach (var key in keys)
+                {
+                    key.Dispose();
+                }
+            }
+        });
+
+        admin.MapGet("/bundles/inventory", static async (HttpContext context, BundleImportTarget target, TimeProvider time) =>
+        {
+            context.Response.ContentType = "application/json";
+            var mirrorId = await target.GetMirrorIdAsync(context.RequestAborted).ConfigureAwait(false);
+            await Inventory.WriteAsync(context.Response.Body, mirrorId, time.GetUtcNow(), target.EnumerateContentAsync(context.RequestAborted), context.RequestAborted).ConfigureAwait(false);
+        });
+
+        admin.MapPost("/bundles/exports", static async (HttpContext context, BundleImportTarget target) =>
+            Results.Json(
+                new BundleExportIdentity(
+                    await target.GetMirrorIdAsync(context.RequestAborted).ConfigureAwait(false),
+                    await target.NextExportSequenceAsync(context.RequestAborted).ConfigureAwait(false)),
+                BundleApiJsonContext.Default.BundleExportIdentity));
+    }
+}
