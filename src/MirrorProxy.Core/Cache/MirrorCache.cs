@@ -37,15 +37,17 @@ internal sealed partial class MirrorCache : IDisposable
     private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly SharedTier? _shared;
     private long _bytes;
     private long _objects;
     private volatile bool _indexTrusted;
 
     public MirrorCache(
         IContentStore store, IMetadataStore metadata, CacheIndex index, HotContentCache hot, CacheHealth health, MirrorMetrics metrics, TimeProvider time,
-        ILogger<MirrorCache> logger)
+        ILogger<MirrorCache> logger, SharedTier? shared = null)
     {
         _store = store;
+        _shared = shared;
         _metadata = metadata;
         _index = index;
         Hot = hot;
@@ -61,7 +63,11 @@ internal sealed partial class MirrorCache : IDisposable
 
     public CacheIndex Index => _index;
 
+    /// <summary>This node's store: the cache itself, or the local read cache of a shared store.</summary>
     public IContentStore Store => _store;
+
+    /// <summary>The store replicas share, when there is one.</summary>
+    public SharedTier? Shared => _shared;
 
     public IMetadataStore Metadata => _metadata;
 
@@ -120,7 +126,7 @@ internal sealed partial class MirrorCache : IDisposable
         var stat = await _store.StatAsync(digest, cancellationToken).ConfigureAwait(false);
         if (!stat.Exists)
         {
-            return null;
+            return _shared is null ? null : await LookupSharedAsync(digest, cancellationToken).ConfigureAwait(false);
         }
 
         var found = new ContentEntry(stat.Size, ContentKind.Unknown, null, _time.GetUtcNow());
@@ -138,6 +144,11 @@ internal sealed partial class MirrorCache : IDisposable
     public async ValueTask<bool> IsStoredAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken)
     {
         var stat = await _store.StatAsync(digest, cancellationToken).ConfigureAwait(false);
+        if (!stat.Exists && _shared is not null)
+        {
+            stat = await _shared.Store.StatAsync(digest, cancellationToken).ConfigureAwait(false);
+        }
+
         return stat.Exists && (expectedSize is not { } size || size < 0 || stat.Size == size);
     }
 
@@ -147,6 +158,11 @@ internal sealed partial class MirrorCache : IDisposable
     /// </summary>
     public async ValueTask<(CachedContentStatus Status, IContentReader? Reader)> OpenAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
+        if (entry.Remote)
+        {
+            return await OpenSharedAsync(digest, entry.Size, cancellationToken).ConfigureAwait(false);
+        }
+
         var (status, reader) = await _store.OpenReadAsync(digest, entry.Size, cancellationToken).ConfigureAwait(false);
         switch (status)
         {
@@ -154,7 +170,8 @@ internal sealed partial class MirrorCache : IDisposable
                 return (CachedContentStatus.Ok, reader);
             case StorageStatus.NotFound:
                 Forget(digest, entry.Size);
-                return (CachedContentStatus.Missing, null);
+                // Evicted from this node since it was looked up: the shared store may still hold it.
+                return _shared is null ? (CachedContentStatus.Missing, null) : await OpenSharedAsync(digest, entry.Size, cancellationToken).ConfigureAwait(false);
             case StorageStatus.Mismatch:
                 await QuarantineAsync(digest, entry.Size, QuarantineReason.Size, cancellationToken).ConfigureAwait(false);
                 return (CachedContentStatus.Damaged, null);
@@ -233,14 +250,18 @@ internal sealed partial class MirrorCache : IDisposable
             return entry;
         }
 
-        var attributes = await _store.GetAttributesAsync(digest, cancellationToken).ConfigureAwait(false);
+        var attributes = await StoreOf(entry).GetAttributesAsync(digest, cancellationToken).ConfigureAwait(false);
         var resolved = entry with
         {
             Kind = attributes.MediaType is null ? ContentKind.Blob : ContentKind.Manifest,
             MediaType = attributes.MediaType,
             Origins = OriginSet.FromNames(attributes.PrivateOrigins),
         };
-        _index.PutContent(digest, resolved);
+        if (!entry.Remote)
+        {
+            _index.PutContent(digest, resolved);
+        }
+
         Hot.Refresh(digest.Value, resolved);
         return resolved;
     }
@@ -258,14 +279,27 @@ internal sealed partial class MirrorCache : IDisposable
         }
 
         var origins = origin.IsPublic ? OriginSet.Public : entry.Origins.With(origin.Name);
-        var names = origin.IsPublic ? [] : (await _store.GetAttributesAsync(digest, cancellationToken).ConfigureAwait(false)).PrivateOrigins.Append(origin.Name).Distinct().ToList();
-        if (await _store.SetOriginsAsync(digest, names, cancellationToken).ConfigureAwait(false) != StorageStatus.Ok)
+        var store = StoreOf(entry);
+        var names = origin.IsPublic ? [] : (await store.GetAttributesAsync(digest, cancellationToken).ConfigureAwait(false)).PrivateOrigins.Append(origin.Name).Distinct().ToList();
+        if (await store.SetOriginsAsync(digest, names, cancellationToken).ConfigureAwait(false) != StorageStatus.Ok)
         {
             // Unrecorded: the next request proves it again.
             return entry with { Origins = origins };
         }
 
+        if (_shared is not null && !entry.Remote)
+        {
+            // The shared copy learns it too (best effort: another replica proves it again if this is lost).
+            await _shared.Store.SetOriginsAsync(digest, names, cancellationToken).ConfigureAwait(false);
+        }
+
         var vouched = entry with { Origins = origins };
+        if (entry.Remote)
+        {
+            Hot.Refresh(digest.Value, vouched);
+            return vouched;
+        }
+
         _index.PutContent(digest, vouched);
         Hot.Refresh(digest.Value, vouched);
         return vouched;
@@ -299,6 +333,7 @@ internal sealed partial class MirrorCache : IDisposable
                     origin.IsPublic ? OriginSet.Public : OriginSet.Of(origin.Name)));
                 Counted(writer.Written, 1);
                 ContentAdded?.Invoke();
+                _shared?.Share(_store, writer.Digest, writer.Written, new ContentAttributes(mediaType, origin.IsPublic ? [] : [origin.Name]));
                 break;
             case StorageStatus.AlreadyExists:
                 _health.WriteSucceeded();
@@ -365,7 +400,7 @@ internal sealed partial class MirrorCache : IDisposable
     public void Touch(Digest digest, ContentEntry entry)
     {
         var now = _time.GetUtcNow();
-        if (now - entry.LastAccess < TouchGranularity)
+        if (entry.Remote || now - entry.LastAccess < TouchGranularity)
         {
             return;
         }

@@ -18,7 +18,7 @@ internal readonly record struct ScrubReport(long Objects, long Bytes, int Damage
 /// </summary>
 internal sealed partial class ScrubService : BackgroundService
 {
-    private const string StateKey = MetadataKeys.StatePrefix + "/scrub-completed";
+    private const string StateKey = MetadataKeys.LocalPrefix + "scrub-completed";
 
     private readonly MirrorCache _cache;
     private readonly TimeProvider _time;

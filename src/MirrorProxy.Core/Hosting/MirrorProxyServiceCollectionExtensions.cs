@@ -16,6 +16,7 @@ using MirrorProxy.Resilience;
 using MirrorProxy.Routing;
 using MirrorProxy.Status;
 using MirrorProxy.Storage;
+using MirrorProxy.Storage.S3;
 using MirrorProxy.Upstream;
 using MirrorProxy.WarmUp;
 using OpenTelemetry.Metrics;
@@ -88,7 +89,7 @@ internal static class MirrorProxyServiceCollectionExtensions
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger<ServerCertificateProvider>());
         });
 
-        services.AddCacheStorage();
+        services.AddCacheStorage(configuration);
         services.TryAddSingleton<TagFreshnessPolicy>();
         services.TryAddSingleton<ManifestService>();
         services.TryAddSingleton<BlobService>();
@@ -101,12 +102,21 @@ internal static class MirrorProxyServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>The cache (in files, indexed by FASTER) and its background upkeep.</summary>
-    private static void AddCacheStorage(this IServiceCollection services)
+    /// <summary>The cache (in files, indexed by FASTER) and its background upkeep; with an S3 store configured, the files are a read cache of it.</summary>
+    private static void AddCacheStorage(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<S3Options>().Bind(configuration.GetSection(S3Options.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<S3Options>, S3OptionsValidator>());
+        if (configuration.GetSection(S3Options.SectionName).Get<S3Options>() is { IsEnabled: true })
+        {
+            services.TryAddSingleton(static sp => SharedStorage.Open(
+                sp.GetRequiredService<IOptions<S3Options>>().Value, sp.GetRequiredService<IOptions<CacheOptions>>().Value, sp.GetRequiredService<BackgroundWork>(),
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>()));
+        }
+
         services.TryAddSingleton(static sp => FileCache.Open(
             sp.GetRequiredService<IOptions<CacheOptions>>().Value, sp.GetRequiredService<MirrorMetrics>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILoggerFactory>()));
+            sp.GetRequiredService<ILoggerFactory>(), sp.GetService<SharedTier>()));
         services.TryAddSingleton(static sp => sp.GetRequiredService<MirrorCache>().Store);
         services.TryAddSingleton(static sp => sp.GetRequiredService<MirrorCache>().Metadata);
         services.TryAddSingleton<CacheBudget>();

@@ -45,6 +45,14 @@ internal interface IContentStore
     /// <summary>Starts writing an object; <see cref="StorageStatus.NoSpace"/> or <see cref="StorageStatus.ReadOnly"/> when the storage cannot take it.</summary>
     ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Starts writing an object whose size and attributes are known from the start (a copy of a stored object). A
+    /// store that sends the bytes on as they are written (a remote one) takes only this form, and records these
+    /// attributes rather than those given to the commit; others take the commit's.
+    /// </summary>
+    ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginCopyAsync(Digest digest, long size, ContentAttributes attributes, CancellationToken cancellationToken) =>
+        BeginWriteAsync(digest, size, cancellationToken);
+
     /// <summary>What is recorded with an object: its manifest media type (null for a plain blob) and the private upstreams it came from (none: public).</summary>
     ValueTask<ContentAttributes> GetAttributesAsync(Digest digest, CancellationToken cancellationToken);
 

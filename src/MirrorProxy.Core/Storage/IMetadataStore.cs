@@ -28,6 +28,9 @@ internal static class MetadataKeys
     public const string PinsPrefix = "pins";
     public const string StatePrefix = "state";
 
+    /// <summary>Documents about this node alone (where the scrub got to), never shared between replicas.</summary>
+    public const string LocalPrefix = "state/local/";
+
     /// <summary>The directory-like segment that separates a repository name (which has slashes) from its tags.</summary>
     public const string TagsMarker = "_tags";
 

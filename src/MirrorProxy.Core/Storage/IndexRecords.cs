@@ -20,7 +20,8 @@ internal enum ContentKind : byte
 /// <param name="MediaType">The manifest media type; null for blobs.</param>
 /// <param name="LastAccess">Last time it was served or stored (to the precision the index keeps), for eviction.</param>
 /// <param name="Origins">The private upstreams that brought it or showed they hold it; empty when it is public.</param>
-internal readonly record struct ContentEntry(long Size, ContentKind Kind, string? MediaType, DateTimeOffset LastAccess, OriginSet Origins = default);
+/// <param name="Remote">In the shared store of replicas and not (yet) on this node: never indexed, read from there.</param>
+internal readonly record struct ContentEntry(long Size, ContentKind Kind, string? MediaType, DateTimeOffset LastAccess, OriginSet Origins = default, bool Remote = false);
 
 /// <summary>A tag as last seen upstream: what it pointed to and when that was confirmed.</summary>
 internal sealed record TagRecord(Digest Digest, string MediaType, long Size, DateTimeOffset FetchedAt);

@@ -15,6 +15,8 @@ internal enum StorageStatus
     ReadOnly,
     /// <summary>Any other I/O failure (EIO from a damaged disk, say).</summary>
     IoError,
+    /// <summary>A remote store could not be reached, or did not answer in time.</summary>
+    Unavailable,
 }
 
 /// <summary>Turns the exceptions file APIs throw into <see cref="StorageStatus"/> values.</summary>
@@ -38,7 +40,7 @@ internal static class StorageErrors
     };
 
     /// <summary>True for the outcomes that mean the cache cannot take new content right now.</summary>
-    public static bool IsWriteFault(StorageStatus status) => status is StorageStatus.NoSpace or StorageStatus.ReadOnly or StorageStatus.IoError;
+    public static bool IsWriteFault(StorageStatus status) => status is StorageStatus.NoSpace or StorageStatus.ReadOnly or StorageStatus.IoError or StorageStatus.Unavailable;
 
     /// <summary>A label for metrics and logs.</summary>
     public static string Label(StorageStatus status) => status switch
@@ -46,6 +48,7 @@ internal static class StorageErrors
         StorageStatus.NoSpace => "no_space",
         StorageStatus.ReadOnly => "read_only",
         StorageStatus.IoError => "io",
+        StorageStatus.Unavailable => "unavailable",
         StorageStatus.Mismatch => "mismatch",
         StorageStatus.NotFound => "not_found",
         StorageStatus.AlreadyExists => "already_exists",
