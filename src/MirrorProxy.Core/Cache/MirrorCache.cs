@@ -224,7 +224,9 @@ internal sealed partial class MirrorCache : IDisposable
 
     /// <summary>
     /// Settles whether an object found in the files (kind <see cref="ContentKind.Unknown"/>) was stored as a
-    /// manifest, from the media type recorded beside it, and teaches the index.
+    /// manifest, from the media type recorded beside it, and teaches the index when it was (manifests are hashed
+    /// whenever they are loaded). A plain blob stays <see cref="ContentKind.Unknown"/> in the index until
+    /// <see cref="VerifyAsync"/> has hashed it: only a verified write or a hash makes a large blob's file trusted.
     /// </summary>
     public async ValueTask<ContentEntry> ResolveKindAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
@@ -234,9 +236,54 @@ internal sealed partial class MirrorCache : IDisposable
         }
 
         var mediaType = await _store.GetMediaTypeAsync(digest, cancellationToken).ConfigureAwait(false);
-        var resolved = mediaType is null ? entry with { Kind = ContentKind.Blob } : entry with { Kind = ContentKind.Manifest, MediaType = mediaType };
+        if (mediaType is null)
+        {
+            return entry with { Kind = ContentKind.Blob };
+        }
+
+        var resolved = entry with { Kind = ContentKind.Manifest, MediaType = mediaType };
         _index.PutContent(digest, resolved);
         return resolved;
+    }
+
+    /// <summary>
+    /// Hashes an object the index learned from the files (after a crash or with a lost index, kind
+    /// <see cref="ContentKind.Unknown"/>): its indexed size is then the file's own, so a file cut short or damaged
+    /// would pass the size check when opened. A damaged object is quarantined; a whole one is indexed with its kind
+    /// and is not hashed again.
+    /// </summary>
+    public async ValueTask<(CachedContentStatus Status, ContentEntry Entry)> VerifyAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        VerifyResult result;
+        try
+        {
+            result = await ContentVerifier.VerifyAsync(_store, new StoredObject(digest, entry.Size, entry.LastAccess), buffer, pace: null, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        switch (result)
+        {
+            case VerifyResult.Ok:
+                var mediaType = await _store.GetMediaTypeAsync(digest, cancellationToken).ConfigureAwait(false);
+                var verified = mediaType is null ? entry with { Kind = ContentKind.Blob } : entry with { Kind = ContentKind.Manifest, MediaType = mediaType };
+                _index.PutContent(digest, verified);
+                return (CachedContentStatus.Ok, verified);
+            case VerifyResult.WrongSize or VerifyResult.WrongDigest:
+                await QuarantineAsync(digest, entry.Size, result == VerifyResult.WrongSize ? QuarantineReason.Size : QuarantineReason.Digest, cancellationToken)
+                    .ConfigureAwait(false);
+                return (CachedContentStatus.Damaged, entry);
+            case VerifyResult.Gone:
+                Forget(digest, entry.Size);
+                return (CachedContentStatus.Missing, entry);
+            default:
+                Log.ReadFailed(_logger, digest.Value, StorageStatus.IoError);
+                return (CachedContentStatus.Unreadable, entry);
+        }
     }
 
     /// <summary>Starts writing new content. A failure to start is a storage fault: the cache is marked degraded.</summary>
