@@ -88,7 +88,9 @@ internal sealed class HotContentCache
         try
         {
             var target = _budget - _budget / 10;
-            foreach (var (digest, _) in _entries.OrderBy(e => e.Value.LastUse).ToList())
+            // ToArray is the dictionary's own snapshot: LINQ would copy it by Count then CopyTo, which throws when
+            // another request adds content in between.
+            foreach (var (digest, _) in _entries.ToArray().OrderBy(e => e.Value.LastUse))
             {
                 if (Bytes <= target)
                 {

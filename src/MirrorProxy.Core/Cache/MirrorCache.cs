@@ -240,8 +240,11 @@ internal sealed partial class MirrorCache : IDisposable
     }
 
     /// <summary>
-    /// Settles what an object found in the files (kind <see cref="ContentKind.Unknown"/>) is: a manifest or a blob,
-    /// and which private upstreams it came from, from what is recorded beside it; teaches the index.
+    /// Settles what an object found in the files (kind <see cref="ContentKind.Unknown"/>) is, from what is recorded
+    /// beside it: a manifest (hashed whenever it is loaded), or a blob found in the files
+    /// (<see cref="ContentKind.FoundBlob"/>, which <see cref="VerifyAsync"/> hashes before it is streamed: only a
+    /// verified write or a hash makes a large blob's file trusted); and which private upstreams it came from.
+    /// Teaches the index. A remote object's attributes come from the shared store, which verified its bytes.
     /// </summary>
     public async ValueTask<ContentEntry> ResolveAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
@@ -253,7 +256,7 @@ internal sealed partial class MirrorCache : IDisposable
         var attributes = await StoreOf(entry).GetAttributesAsync(digest, cancellationToken).ConfigureAwait(false);
         var resolved = entry with
         {
-            Kind = attributes.MediaType is null ? ContentKind.Blob : ContentKind.Manifest,
+            Kind = attributes.MediaType is not null ? ContentKind.Manifest : entry.Remote ? ContentKind.Blob : ContentKind.FoundBlob,
             MediaType = attributes.MediaType,
             Origins = OriginSet.FromNames(attributes.PrivateOrigins),
         };
@@ -303,6 +306,46 @@ internal sealed partial class MirrorCache : IDisposable
         _index.PutContent(digest, vouched);
         Hot.Refresh(digest.Value, vouched);
         return vouched;
+    }
+
+    /// <summary>
+    /// Hashes a blob the index learned from the files (after a crash or with a lost index, kind
+    /// <see cref="ContentKind.FoundBlob"/>): its indexed size is then the file's own, so a file cut short or damaged
+    /// would pass the size check when opened. A damaged object is quarantined; a whole one is indexed as a
+    /// <see cref="ContentKind.Blob"/> and is not hashed again.
+    /// </summary>
+    public async ValueTask<(CachedContentStatus Status, ContentEntry Entry)> VerifyAsync(Digest digest, ContentEntry entry, CancellationToken cancellationToken)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        VerifyResult result;
+        try
+        {
+            result = await ContentVerifier.VerifyAsync(_store, new StoredObject(digest, entry.Size, entry.LastAccess), buffer, pace: null, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        switch (result)
+        {
+            case VerifyResult.Ok:
+                var verified = entry with { Kind = ContentKind.Blob };
+                _index.PutContent(digest, verified);
+                Hot.Refresh(digest.Value, verified);
+                return (CachedContentStatus.Ok, verified);
+            case VerifyResult.WrongSize or VerifyResult.WrongDigest:
+                await QuarantineAsync(digest, entry.Size, result == VerifyResult.WrongSize ? QuarantineReason.Size : QuarantineReason.Digest, cancellationToken)
+                    .ConfigureAwait(false);
+                return (CachedContentStatus.Damaged, entry);
+            case VerifyResult.Gone:
+                Forget(digest, entry.Size);
+                return (CachedContentStatus.Missing, entry);
+            default:
+                Log.ReadFailed(_logger, digest.Value, StorageStatus.IoError);
+                return (CachedContentStatus.Unreadable, entry);
+        }
     }
 
     /// <summary>Starts writing new content. A failure to start is a storage fault: the cache is marked degraded.</summary>

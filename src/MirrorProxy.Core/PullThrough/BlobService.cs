@@ -57,6 +57,7 @@ internal sealed partial class BlobService
     private static readonly TimeSpan RelayAfterWriteFailure = TimeSpan.FromSeconds(30);
 
     private readonly ConcurrentDictionary<string, BlobIngest> _active = new(StringComparer.Ordinal);
+    private readonly SingleFlight<(CachedContentStatus, ContentEntry)> _verifications = new();
     private readonly MirrorCache _cache;
     private readonly CacheBudget _budget;
     private readonly BackgroundWork _background;
@@ -177,6 +178,20 @@ internal sealed partial class BlobService
 
             _cache.Touch(digest, entry);
             return new BlobResult(BlobStatus.Hit, headOnly ? null : new MemoryBlobBody(content!), content!.Length);
+        }
+
+        if (entry.Kind == ContentKind.FoundBlob)
+        {
+            // Found in the files after a crash or with a lost index: only a hash tells a whole file from one cut short.
+            var (verified, resolved) = await _verifications.RunAsync(
+                digest.Value, static s => s.Cache.VerifyAsync(s.Digest, s.Entry, s.Stopping).AsTask(), (Cache: _cache, Digest: digest, Entry: entry, Stopping: _background.Stopping),
+                cancellationToken).ConfigureAwait(false);
+            if (verified != CachedContentStatus.Ok)
+            {
+                return null;
+            }
+
+            entry = resolved;
         }
 
         var (openStatus, reader) = await _cache.OpenAsync(digest, entry, cancellationToken).ConfigureAwait(false);

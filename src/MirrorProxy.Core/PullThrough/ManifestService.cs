@@ -84,7 +84,15 @@ internal sealed partial class ManifestService
 
     public async ValueTask<ManifestResult> GetByDigestAsync(Route route, Digest digest, CancellationToken cancellationToken)
     {
-        if (await TryCachedAsync(route, digest, cancellationToken).ConfigureAwait(false) is { } cached)
+        var entry = await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false);
+        if (entry is { Size: > MaxManifestSize })
+        {
+            // Cached content larger than any manifest (a layer asked for as one) is not a manifest anywhere: asking the
+            // upstream would only make it read the layer as one (distribution answers 500, which counts against it).
+            return ManifestResult.Failure(ManifestStatus.NotFound, UpstreamOutcome.NotFound, null, "the digest names cached content larger than a manifest can be");
+        }
+
+        if (entry is { } found && await TryCachedAsync(route, digest, found, cancellationToken).ConfigureAwait(false) is { } cached)
         {
             return new ManifestResult(ManifestStatus.Hit, digest, cached.MediaType, cached.Content);
         }
@@ -124,9 +132,14 @@ internal sealed partial class ManifestService
     /// route may read: content a private upstream brought in is read through another upstream's route only once that
     /// upstream has shown it holds it (a HEAD by digest).
     /// </summary>
-    private async ValueTask<(string MediaType, byte[] Content)?> TryCachedAsync(Route route, Digest digest, CancellationToken cancellationToken)
+    private async ValueTask<(string MediaType, byte[] Content)?> TryCachedAsync(Route route, Digest digest, CancellationToken cancellationToken) =>
+        await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is { } entry
+            ? await TryCachedAsync(route, digest, entry, cancellationToken).ConfigureAwait(false)
+            : null;
+
+    private async ValueTask<(string MediaType, byte[] Content)?> TryCachedAsync(Route route, Digest digest, ContentEntry entry, CancellationToken cancellationToken)
     {
-        if (await _cache.LookupAsync(digest, cancellationToken).ConfigureAwait(false) is not { } entry || entry.Size > MaxManifestSize)
+        if (entry.Size > MaxManifestSize)
         {
             // Never read anything larger than a manifest can be as one: a layer asked for as a manifest is not one.
             return null;

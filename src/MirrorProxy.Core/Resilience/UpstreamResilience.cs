@@ -232,14 +232,25 @@ internal sealed partial class UpstreamResilience
         _background.Run("probe " + _upstream, static (self, ct) => self.ProbeLoopAsync(ct), this);
     }
 
-    /// <summary>Once per break duration, asks the upstream directly until it answers like a registry, then closes the breaker.</summary>
+    /// <summary>
+    /// Once per break duration, asks the upstream directly until it answers like a registry, then closes the breaker.
+    /// Probes start a break duration apart, however long the last one took to fail (a dropped connect, a request
+    /// hung on a dead connection), so a link that comes back is found within one interval.
+    /// </summary>
     private async Task ProbeLoopAsync(CancellationToken cancellationToken)
     {
         try
         {
+            var lastStart = _time.GetTimestamp();
             while (!cancellationToken.IsCancellationRequested && _state.CircuitState is not CircuitState.Closed)
             {
-                await Task.Delay(_breakDuration, _time, cancellationToken).ConfigureAwait(false);
+                var wait = _breakDuration - _time.GetElapsedTime(lastStart);
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);
+                }
+
+                lastStart = _time.GetTimestamp();
                 if (_offline.IsEnabled)
                 {
                     continue;

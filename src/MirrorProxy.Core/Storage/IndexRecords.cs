@@ -12,6 +12,11 @@ internal enum ContentKind : byte
     Blob = 1,
     /// <summary>Stored as a manifest, with its media type.</summary>
     Manifest = 2,
+    /// <summary>
+    /// A plain blob found in the files (after a crash or with a lost index) and not hashed since: its size is the
+    /// file's own, so it is hashed once before it is streamed.
+    /// </summary>
+    FoundBlob = 3,
 }
 
 /// <summary>What the index knows of one object.</summary>
@@ -98,7 +103,7 @@ internal static class IndexRecords
     public static bool TryReadContentValue(ReadOnlySpan<byte> value, out ContentEntry entry)
     {
         entry = default;
-        if (value.Length < ContentFixed || value[0] != Version || value[1] > (byte)ContentKind.Manifest || value[2] > OriginSet.Capacity
+        if (value.Length < ContentFixed || value[0] != Version || value[1] > (byte)ContentKind.FoundBlob || value[2] > OriginSet.Capacity
             || value.Length < ContentFixed + 4 * value[2])
         {
             return false;

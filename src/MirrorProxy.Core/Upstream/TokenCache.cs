@@ -192,7 +192,9 @@ internal sealed partial class TokenCache
             var excess = _tokens.Count - MaxTokens * 3 / 4;
             if (excess > 0)
             {
-                foreach (var (key, _) in _tokens.OrderBy(p => p.Value.ExpiresAt).Take(excess).ToList())
+                // ToArray is the dictionary's own snapshot: LINQ would copy it by Count then CopyTo, which throws when
+                // another request adds a token in between.
+                foreach (var (key, _) in _tokens.ToArray().OrderBy(p => p.Value.ExpiresAt).Take(excess))
                 {
                     _tokens.TryRemove(key, out _);
                 }

@@ -215,19 +215,26 @@ internal static class OciImageFactory
         => PushAsync(registryBaseUri, image, authorization: credentials?.ToBasicAuthenticationHeader(), cancellationToken);
 
     /// <summary>Pushes all blobs, then child manifests (by digest), then the top-level manifest (by tag), with this Authorization header (Basic or Bearer).</summary>
-    public static async Task PushAsync(Uri registryBaseUri, TestImage image, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
+    public static Task PushAsync(Uri registryBaseUri, TestImage image, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
+        => PushAsync(s_http, registryBaseUri, image, authorization, cancellationToken);
+
+    /// <summary>
+    /// As above, through <paramref name="http"/>: a client whose connections start elsewhere, such as inside a network
+    /// namespace (<see cref="Network.NetworkNamespace.CreateInsideHandler"/>), to push while its cable is pulled.
+    /// </summary>
+    public static async Task PushAsync(HttpMessageInvoker http, Uri registryBaseUri, TestImage image, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
     {
         foreach (var blob in image.Blobs)
         {
-            await PushBlobAsync(registryBaseUri, image.Repository, blob.Content, authorization, cancellationToken).ConfigureAwait(false);
+            await PushBlobAsync(http, registryBaseUri, image.Repository, blob.Content, authorization, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var child in image.ChildManifests)
         {
-            await PushManifestAsync(registryBaseUri, image.Repository, child.Digest, child.MediaType, child.Content, authorization, cancellationToken).ConfigureAwait(false);
+            await PushManifestAsync(http, registryBaseUri, image.Repository, child.Digest, child.MediaType, child.Content, authorization, cancellationToken).ConfigureAwait(false);
         }
 
-        await PushManifestAsync(registryBaseUri, image.Repository, image.Tag, image.MediaType, image.ManifestBytes, authorization, cancellationToken).ConfigureAwait(false);
+        await PushManifestAsync(http, registryBaseUri, image.Repository, image.Tag, image.MediaType, image.ManifestBytes, authorization, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Monolithic upload: <c>POST /v2/&lt;name&gt;/blobs/uploads/</c>, then <c>PUT &lt;Location&gt;&amp;digest=…</c> with the bytes. Returns the digest.</summary>
@@ -235,7 +242,10 @@ internal static class OciImageFactory
         => PushBlobAsync(registryBaseUri, repository, content, authorization: credentials?.ToBasicAuthenticationHeader(), cancellationToken);
 
     /// <summary>Monolithic upload with this Authorization header (Basic or Bearer). Returns the digest.</summary>
-    public static async Task<string> PushBlobAsync(Uri registryBaseUri, string repository, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
+    public static Task<string> PushBlobAsync(Uri registryBaseUri, string repository, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
+        => PushBlobAsync(s_http, registryBaseUri, repository, content, authorization, cancellationToken);
+
+    private static async Task<string> PushBlobAsync(HttpMessageInvoker http, Uri registryBaseUri, string repository, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken)
     {
         var digest = OciMediaTypes.Digest(content);
         Uri location;
@@ -243,7 +253,7 @@ internal static class OciImageFactory
         {
             post.Content = new ByteArrayContent([]);
             post.Headers.Authorization = authorization;
-            using var response = await s_http.SendAsync(post, cancellationToken).ConfigureAwait(false);
+            using var response = await http.SendAsync(post, cancellationToken).ConfigureAwait(false);
             await EnsureStatusAsync(response, HttpStatusCode.Accepted, cancellationToken).ConfigureAwait(false);
             location = new Uri(registryBaseUri, response.Headers.Location ?? throw new InvalidOperationException("Upload POST returned no Location header."));
         }
@@ -254,7 +264,7 @@ internal static class OciImageFactory
             put.Content = new ByteArrayContent(content);
             put.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
             put.Headers.Authorization = authorization;
-            using var response = await s_http.SendAsync(put, cancellationToken).ConfigureAwait(false);
+            using var response = await http.SendAsync(put, cancellationToken).ConfigureAwait(false);
             await EnsureStatusAsync(response, HttpStatusCode.Created, cancellationToken).ConfigureAwait(false);
         }
 
@@ -266,13 +276,16 @@ internal static class OciImageFactory
         => PushManifestAsync(registryBaseUri, repository, reference, mediaType, content, authorization: credentials?.ToBasicAuthenticationHeader(), cancellationToken);
 
     /// <summary>The manifest PUT with this Authorization header (Basic or Bearer).</summary>
-    public static async Task PushManifestAsync(Uri registryBaseUri, string repository, string reference, string mediaType, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
+    public static Task PushManifestAsync(Uri registryBaseUri, string repository, string reference, string mediaType, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken = default)
+        => PushManifestAsync(s_http, registryBaseUri, repository, reference, mediaType, content, authorization, cancellationToken);
+
+    private static async Task PushManifestAsync(HttpMessageInvoker http, Uri registryBaseUri, string repository, string reference, string mediaType, byte[] content, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken)
     {
         using var put = new HttpRequestMessage(HttpMethod.Put, new Uri(registryBaseUri, $"v2/{repository}/manifests/{reference}"));
         put.Content = new ByteArrayContent(content);
         put.Content.Headers.ContentType = new MediaTypeHeaderValue(mediaType);
         put.Headers.Authorization = authorization;
-        using var response = await s_http.SendAsync(put, cancellationToken).ConfigureAwait(false);
+        using var response = await http.SendAsync(put, cancellationToken).ConfigureAwait(false);
         await EnsureStatusAsync(response, HttpStatusCode.Created, cancellationToken).ConfigureAwait(false);
         var expected = OciMediaTypes.Digest(content);
         if (response.Headers.TryGetValues("Docker-Content-Digest", out var values) && values.FirstOrDefault() is { } returned && returned != expected)

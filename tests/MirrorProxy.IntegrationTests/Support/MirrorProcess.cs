@@ -20,6 +20,9 @@ internal sealed class MirrorProcess : IAsyncDisposable
 
     public OutputBuffer Output => _process.Output;
 
+    /// <summary>The program's process id (for <c>/proc/&lt;pid&gt;/status</c>).</summary>
+    public int Id => _process.Id;
+
     /// <summary>
     /// Starts the program built with the tests, or the one <c>MIRRORPROXY_TEST_PROGRAM</c> names (a Native AOT
     /// build, say), so that the same tests can be run against any build of the program.
@@ -28,6 +31,12 @@ internal sealed class MirrorProcess : IAsyncDisposable
         Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } program
             ? StartAsync(program, [], cacheDirectory, arguments, TimeSpan.FromSeconds(30))
             : StartAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll")], cacheDirectory, arguments, TimeSpan.FromSeconds(30));
+
+    /// <summary>Runs one of the program's other commands (<c>verify</c>, <c>check</c>...) to completion, with the same build as <see cref="StartAsync(string, IEnumerable{string})"/>.</summary>
+    public static Task<ProcessResult> RunCommandAsync(IEnumerable<string> arguments, TimeSpan timeout) =>
+        Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } program
+            ? ProcessRunner.RunAsync(program, arguments, timeout, CancellationToken.None)
+            : ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll"), .. arguments], timeout, CancellationToken.None);
 
     /// <summary>Starts <c><paramref name="launcher"/> <paramref name="program"/> serve …</c> (an emulator and a foreign build, say).</summary>
     public static async Task<MirrorProcess> StartAsync(string launcher, IEnumerable<string> program, string cacheDirectory, IEnumerable<string> arguments, TimeSpan startupTimeout)

@@ -23,6 +23,27 @@ public sealed class HotContentCacheTests
     }
 
     [Fact]
+    public async Task Add_ManyAtOnceOverBudget_NeverThrows_AndIsBackWithinBudgetAtTheNextAdd()
+    {
+        var cache = new HotContentCache(budget: 64 * 1024, maxObjectSize: 1024);
+        var next = -1;
+
+        // Requests loading small content in parallel: the cache trims while others add to it.
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < 200_000)
+            {
+                cache.Add($"sha256:{i:x64}", new byte[512], Entry(512));
+            }
+        })));
+
+        // What was added while one request trimmed is trimmed by the next that adds.
+        cache.Add("sha256:last", new byte[512], Entry(512));
+        Assert.True(cache.Bytes <= 64 * 1024, $"{cache.Bytes} bytes held");
+    }
+
+    [Fact]
     public void Add_LargerThanTheObjectLimit_IsNotHeld()
     {
         var cache = new HotContentCache(budget: 1000, maxObjectSize: 100);

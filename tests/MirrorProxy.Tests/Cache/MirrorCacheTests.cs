@@ -85,6 +85,37 @@ public sealed class MirrorCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task Verify_BlobFoundInTheFilesCutShort_IsQuarantined_AWholeOneIsIndexedAsABlob()
+    {
+        var whole = new byte[300_000];
+        var cut = new byte[300_000];
+        Random.Shared.NextBytes(whole);
+        Random.Shared.NextBytes(cut);
+        var wholeDigest = await _test.PutBlobAsync(whole);
+        var cutDigest = await _test.PutBlobAsync(cut);
+        await _test.ReopenAsync(clean: false);
+        await File.WriteAllBytesAsync(_test.BlobPath(cutDigest), cut[..1000]);
+        Cache.Index.DeleteContent(wholeDigest);
+        Cache.Index.DeleteContent(cutDigest);
+
+        // Learned from the files, an entry's size is the file's own: the size check on open cannot tell.
+        var cutEntry = (await Cache.LookupAsync(cutDigest, CancellationToken.None))!.Value;
+        Assert.Equal((ContentKind.Unknown, 1000L), (cutEntry.Kind, cutEntry.Size));
+        Assert.Equal(ContentKind.FoundBlob, (await Cache.ResolveAsync(cutDigest, cutEntry, CancellationToken.None)).Kind);
+        Assert.Equal(ContentKind.FoundBlob, (await Cache.LookupAsync(cutDigest, CancellationToken.None))!.Value.Kind);
+
+        Assert.Equal(CachedContentStatus.Damaged, (await Cache.VerifyAsync(cutDigest, cutEntry, CancellationToken.None)).Status);
+        Assert.Null(await Cache.LookupAsync(cutDigest, CancellationToken.None));
+        Assert.False(File.Exists(_test.BlobPath(cutDigest)));
+
+        var wholeEntry = (await Cache.LookupAsync(wholeDigest, CancellationToken.None))!.Value;
+        var (status, verified) = await Cache.VerifyAsync(wholeDigest, wholeEntry, CancellationToken.None);
+        Assert.Equal(CachedContentStatus.Ok, status);
+        Assert.Equal(ContentKind.Blob, verified.Kind);
+        Assert.Equal(verified, await Cache.LookupAsync(wholeDigest, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task ReadSmall_FlippedByte_IsQuarantinedOnLoad()
     {
         var digest = await _test.PutBlobAsync("a small config blob"u8.ToArray());

@@ -287,6 +287,33 @@ public sealed class TokenCacheTests
         Assert.Equal(TokenCache.MaxTokens * 3, handler.Requests.Count);
     }
 
+    [Fact]
+    public async Task GetAsync_ManyScopesAtOnce_NeverFails_AndStaysBounded()
+    {
+        var (_, invoker) = TokenServer(n => $$"""{"token":"t{{n}}","expires_in":3600}""");
+        var cache = new TokenCache(_time, NullLogger.Instance);
+        var next = -1;
+
+        // Clients asking for random names in parallel: the cache trims while others add to it.
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            var results = new List<TokenOutcome>();
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < TokenCache.MaxTokens * 8)
+            {
+                results.Add((await cache.GetAsync(invoker, Realm, Service, $"repository:random/{i}:pull", null, Timeout, CancellationToken.None)).Outcome);
+            }
+
+            return results;
+        })));
+
+        Assert.All(outcomes.SelectMany(o => o), outcome => Assert.Equal(TokenOutcome.Ok, outcome));
+
+        // What was added while one fetch trimmed is trimmed by the next.
+        Assert.Equal(TokenOutcome.Ok, (await cache.GetAsync(invoker, Realm, Service, "repository:random/last:pull", null, Timeout, CancellationToken.None)).Outcome);
+        Assert.True(cache.Count <= TokenCache.MaxTokens, $"{cache.Count} tokens");
+    }
+
     /// <summary>A token service answering the n-th request (from 1) with <paramref name="answer"/>(n).</summary>
     private static (FakeHttpHandler Handler, HttpMessageInvoker Invoker) TokenServer(Func<int, string> answer)
     {

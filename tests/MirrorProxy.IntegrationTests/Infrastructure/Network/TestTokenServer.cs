@@ -172,7 +172,8 @@ internal sealed class TestTokenServer : IAsyncDisposable
                 ["token"] = token,
                 ["access_token"] = token,
                 ["expires_in"] = (int)_options.TokenLifetime.TotalSeconds,
-                ["issued_at"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
+                // With a fraction of a second, as Docker Hub's token service writes it: tokens issued within one second stay ordered.
+                ["issued_at"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", System.Globalization.CultureInfo.InvariantCulture),
             },
             context.RequestAborted).ConfigureAwait(false);
     }

@@ -1,0 +1,250 @@
+using System.Net;
+using MirrorProxy.IntegrationTests.Infrastructure;
+using MirrorProxy.IntegrationTests.Infrastructure.Disks;
+using MirrorProxy.IntegrationTests.Support;
+
+namespace MirrorProxy.IntegrationTests.Faults;
+
+/// <summary>
+/// The real program's cache disk fills up, turns read-only or fails with EIO while a real upstream is reachable:
+/// the mirror goes on serving (a cached tag past its TTL, a new manifest served without being kept, a new blob
+/// relayed whole, containerd pulling the cached image), stays ready while reporting itself degraded and counting
+/// the failed writes, and keeps new content again once the disk is back.
+/// </summary>
+public sealed class CacheDiskFaultTests : IAsyncLifetime
+{
+    private const string Upstream = "docker.io";
+    private const long DiskSize = 64L << 20;
+    private readonly TempDirectory _work = new("disk-faults");
+    private TestRegistry _registry = null!;
+    private TestImage _cached = null!;
+    private TestImage _fresh = null!;
+    private TestImage _afterRecovery = null!;
+
+    public async Task InitializeAsync()
+    {
+        _registry = await TestRegistry.StartAsync();
+        _cached = await OciImageFactory.PushDockerImageAsync(_registry, "disk/cached", "1", "disk-cached");
+        _fresh = await OciImageFactory.PushDockerImageAsync(_registry, "disk/fresh", "1", "disk-fresh");
+        _afterRecovery = await OciImageFactory.PushDockerImageAsync(_registry, "disk/after", "1", "disk-after");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _registry.DisposeAsync();
+        _work.Dispose();
+    }
+
+    /// <param name="fault">full: filled to ENOSPC; read-only: remounted read-only; eio: every operation fails with EIO.</param>
+    /// <param name="label">The <c>error</c> label the failed writes are counted under.</param>
+    [Theory]
+    [InlineData("full", "no_space")]
+    [InlineData("read-only", "read_only")]
+    [InlineData("eio", "io")]
+    public async Task CacheDiskFails_MirrorServesAndRelays_ReportsDegraded_KeepsContentAgainOnceTheDiskIsBack(string fault, string label)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await using var disk = await CacheDisk.MountAsync(fault, _work, cts.Token);
+        var cache = disk.Cache;
+        var mirror = await FaultSupport.StartProgramAsync(_work, cache, Upstream, _registry.BaseUri, new Dictionary<string, string>
+        {
+            ["MirrorProxy:TagTtl"] = "00:00:01",
+            ["MirrorProxy:Cache:MinFreeDisk"] = "1MiB",
+        });
+        try
+        {
+            await PullAsync(mirror, _cached);
+            var (status, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
+            Assert.Equal((200, "ready"), (status, ready.GetProperty("status").GetString()));
+
+            await disk.FailAsync(cts.Token);
+            await Task.Delay(TimeSpan.FromSeconds(1.2), cts.Token); // the cached tag is past its TTL now
+
+            // A cached tag past its TTL, revalidated against the reachable upstream: 200 with the whole manifest.
+            for (var i = 0; i < 2; i++)
+            {
+                using var tag = await FaultSupport.GetManifestAsync(mirror.Client, TagUrl(_cached), cts.Token);
+                Assert.Equal(HttpStatusCode.OK, tag.StatusCode);
+                Assert.Equal(_cached.ManifestBytes, await tag.Content.ReadAsByteArrayAsync(cts.Token));
+            }
+
+            // A new manifest is served though it cannot be kept; a new blob is relayed, whole and verified.
+            using (var manifest = await FaultSupport.GetManifestAsync(mirror.Client, TagUrl(_fresh), cts.Token))
+            {
+                Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
+                Assert.Equal(_fresh.ManifestBytes, await manifest.Content.ReadAsByteArrayAsync(cts.Token));
+            }
+
+            foreach (var blob in _fresh.Blobs)
+            {
+                using var response = await mirror.Client.GetAsync(BlobUrl(_fresh, blob), cts.Token);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal(blob.Content, await response.Content.ReadAsByteArrayAsync(cts.Token));
+            }
+
+            if (fault != "eio")
+            {
+                // (A failed disk cannot be looked at; a full or read-only one shows nothing was kept.)
+                Assert.False(File.Exists(FaultSupport.BlobFile(cache, _fresh.Digest)));
+                Assert.All(_fresh.Blobs, b => Assert.False(File.Exists(FaultSupport.BlobFile(cache, b.Digest))));
+            }
+
+            // containerd pulls the cached image through the mirror.
+            var hosts = _work.Combine($"hosts-{fault}");
+            ContainerdDaemon.WriteHostsToml(hosts, Upstream, mirror.BaseUri, mirrorOnly: true);
+            await using (var containerd = await ContainerdDaemon.StartAsync(cts.Token))
+            {
+                (await containerd.PullAsync($"{Upstream}/{_cached.Repository}:{_cached.Tag}", hosts, "linux/amd64", cts.Token)).EnsureSuccess();
+            }
+
+            // Ready all along, reported degraded, with the failed writes counted.
+            (status, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
+            Assert.Equal((200, "degraded"), (status, ready.GetProperty("status").GetString()));
+            Assert.True(ready.GetProperty("cacheDegraded").GetBoolean());
+            var metrics = await FaultSupport.ScrapeAsync(mirror.Client);
+            Assert.True(metrics.Sum("mirrorproxy_cache_write_failures_total", ("error", label)) >= 1, $"no write failure counted as {label}");
+            Assert.Equal(1, metrics.Sum("mirrorproxy_cache_degraded"));
+
+            // The disk comes back: the next write succeeds, which clears the mark, and new content is kept again.
+            await disk.RecoverAsync(cts.Token);
+            using (var manifest = await FaultSupport.GetManifestAsync(mirror.Client, TagUrl(_afterRecovery), cts.Token))
+            {
+                Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
+                Assert.Equal(_afterRecovery.ManifestBytes, await manifest.Content.ReadAsByteArrayAsync(cts.Token));
+            }
+
+            Assert.True(File.Exists(FaultSupport.BlobFile(cache, _afterRecovery.Digest)));
+            // (The exporter answers a scrape from the previous one for 300 ms.)
+            await Eventually.TrueAsync(
+                async () => (await FaultSupport.ScrapeAsync(mirror.Client)).Sum("mirrorproxy_cache_degraded") == 0, TimeSpan.FromSeconds(5), "the degraded gauge is 0");
+            var layer = _afterRecovery.Layers.Single(l => l.Size > 1_000_000);
+            Assert.Equal(layer.Content, await mirror.Client.GetByteArrayAsync(BlobUrl(_afterRecovery, layer), cts.Token));
+            Assert.True(File.Exists(FaultSupport.BlobFile(cache, layer.Digest)));
+            (status, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
+            Assert.Equal((200, "ready"), (status, ready.GetProperty("status").GetString()));
+        }
+        finally
+        {
+            await mirror.DisposeAsync();
+        }
+    }
+
+    private static string TagUrl(TestImage image) => $"/v2/{image.Repository}/manifests/{image.Tag}";
+
+    private static string BlobUrl(TestImage image, OciBlob blob) => $"/v2/{image.Repository}/blobs/{blob.Digest}";
+
+    private static async Task PullAsync(MirrorProcess mirror, TestImage image)
+    {
+        using (var tag = await FaultSupport.GetManifestAsync(mirror.Client, TagUrl(image)))
+        {
+            Assert.Equal(image.ManifestBytes, await tag.Content.ReadAsByteArrayAsync());
+        }
+
+        foreach (var blob in image.Blobs)
+        {
+            Assert.Equal(blob.Content, await mirror.Client.GetByteArrayAsync(BlobUrl(image, blob)));
+        }
+    }
+
+    /// <summary>
+    /// The disk under the cache and how it fails. For read-only and EIO the index directory is bind-mounted from a
+    /// healthy disk: FASTER keeps its log files open for writing, and the kernel refuses a read-only remount under a
+    /// file open for writing, and keeps a shut-down ext4 alive (failed) while files on it are open, so the disk could
+    /// not come back under a running mirror. A full disk holds the index too.
+    /// </summary>
+    private sealed class CacheDisk : IAsyncDisposable
+    {
+        private readonly string _fault;
+        private readonly TmpfsDisk? _tmpfs;
+        private readonly FailingDisk? _failing;
+        private readonly string? _boundIndex;
+
+        private CacheDisk(string fault, TmpfsDisk? tmpfs, FailingDisk? failing, string cache, string? boundIndex)
+        {
+            _fault = fault;
+            _tmpfs = tmpfs;
+            _failing = failing;
+            Cache = cache;
+            _boundIndex = boundIndex;
+        }
+
+        public string Cache { get; }
+
+        public static async Task<CacheDisk> MountAsync(string fault, TempDirectory work, CancellationToken cancellationToken)
+        {
+            TmpfsDisk? tmpfs = null;
+            FailingDisk? failing = null;
+            if (fault == "eio")
+            {
+                failing = await FailingDisk.MountAsync(DiskSize, cancellationToken);
+            }
+            else
+            {
+                tmpfs = await TmpfsDisk.MountAsync(DiskSize, cancellationToken);
+            }
+
+            var cache = Path.Combine(tmpfs?.Path ?? failing!.Path, "cache");
+            string? boundIndex = null;
+            if (fault != "full")
+            {
+                boundIndex = Path.Combine(cache, "index");
+                var healthy = work.Combine($"index-{fault}");
+                Directory.CreateDirectory(healthy);
+                Directory.CreateDirectory(boundIndex);
+                await SystemCommand.RunAsync("mount", ["--bind", healthy, boundIndex], cancellationToken);
+            }
+
+            return new CacheDisk(fault, tmpfs, failing, cache, boundIndex);
+        }
+
+        public async Task FailAsync(CancellationToken cancellationToken)
+        {
+            switch (_fault)
+            {
+                case "full":
+                    await _tmpfs!.FillAsync(cancellationToken: cancellationToken);
+                    break;
+                case "read-only":
+                    await _tmpfs!.RemountReadOnlyAsync(cancellationToken);
+                    break;
+                default:
+                    await _failing!.FailAsync(cancellationToken);
+                    break;
+            }
+        }
+
+        public async Task RecoverAsync(CancellationToken cancellationToken)
+        {
+            switch (_fault)
+            {
+                case "full":
+                    _tmpfs!.DeleteFill();
+                    break;
+                case "read-only":
+                    await _tmpfs!.RemountReadWriteAsync(cancellationToken);
+                    break;
+                default:
+                    await _failing!.RecoverAsync(cancellationToken);
+                    break;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_boundIndex is not null)
+            {
+                await DiskLeftovers.UnmountAsync(_boundIndex, CancellationToken.None);
+            }
+
+            if (_tmpfs is not null)
+            {
+                await _tmpfs.DisposeAsync();
+            }
+
+            if (_failing is not null)
+            {
+                await _failing.DisposeAsync();
+            }
+        }
+    }
+}
