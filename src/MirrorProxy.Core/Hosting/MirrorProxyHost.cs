@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Admin;
+using MirrorProxy.Helm;
 using MirrorProxy.Metrics;
 using MirrorProxy.Readiness;
 using MirrorProxy.Protocol;
@@ -105,6 +106,7 @@ internal static class MirrorProxyHost
 
         var handler = app.Services.GetRequiredService<RegistryHandler>();
         app.Map("/v2", branch => branch.Run(handler.HandleAsync));
+        app.MapHelmRepositories();
         app.MapHealthEndpoints();
         app.MapStatusEndpoints();
         app.MapPrometheusScrapingEndpoint("/metrics");

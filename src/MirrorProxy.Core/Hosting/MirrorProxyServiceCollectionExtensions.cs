@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using MirrorProxy.Admin;
 using MirrorProxy.Cache;
 using MirrorProxy.Common;
+using MirrorProxy.Helm;
 using MirrorProxy.Metrics;
 using MirrorProxy.Protocol;
 using MirrorProxy.PullThrough;
@@ -87,6 +88,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<ListingService>();
         services.TryAddSingleton<RegistryHandler>();
         services.TryAddSingleton<ImageCheckService>();
+        services.AddHelmRepositories(root);
         services.AddHostedService(static sp => sp.GetRequiredService<BackgroundWork>());
         return services;
     }

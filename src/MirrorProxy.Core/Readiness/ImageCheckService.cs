@@ -17,11 +17,13 @@ internal sealed class ImageCheckService
 {
     private readonly MirrorCache _cache;
     private readonly UpstreamRouter _router;
+    private readonly Helm.HelmChartCheck _charts;
 
-    public ImageCheckService(MirrorCache cache, UpstreamRouter router)
+    public ImageCheckService(MirrorCache cache, UpstreamRouter router, Helm.HelmChartCheck charts)
     {
         _cache = cache;
         _router = router;
+        _charts = charts;
     }
 
     public async Task<IReadOnlyList<ImageCheckResult>> CheckAsync(IEnumerable<string> images, PlatformSelection platforms, CancellationToken cancellationToken)
@@ -37,6 +39,11 @@ internal sealed class ImageCheckService
 
     public async Task<ImageCheckResult> CheckAsync(string image, PlatformSelection platforms, CancellationToken cancellationToken)
     {
+        if (Helm.ChartReference.IsChart(image))
+        {
+            return await _charts.CheckAsync(image, cancellationToken).ConfigureAwait(false);
+        }
+
         if (!ImageReference.TryParse(image, out var reference, out var error))
         {
             return new ImageCheckResult(image, null, ImageStatus.Invalid, [error], [], TagMissing: false);
