@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using MirrorProxy.Resilience;
+using MirrorProxy.Selection;
 using MirrorProxy.Upstream;
 using MirrorProxy.WarmUp;
 using Microsoft.AspNetCore.Builder;
@@ -27,6 +28,7 @@ internal static class AdminEndpoints
                 ? await next(context).ConfigureAwait(false)
                 : Results.Json(new AdminError("admin endpoints answer loopback clients, or clients with the admin token"), AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status403Forbidden));
         admin.MapPinEndpoints();
+        admin.MapSeenRepositoryEndpoints();
 
         admin.MapGet("/offline", static (OfflineMode offline) => Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState));
         admin.MapPut("/offline", static (OfflineMode offline, bool? enabled) =>

@@ -114,7 +114,7 @@ internal static class SelectionRulesReader
         int? newest = null;
         if (Scalar(mapping, "newest", $"{key}.newest", errors) is { } newestText)
         {
-            if (int.TryParse(newestText, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+            if (int.TryParse(newestText, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
             {
                 newest = n;
             }

@@ -47,11 +47,15 @@ internal sealed class WarmUpClient
     }
 
     /// <summary>Replaces a pin set with <paramref name="images"/>. Returns null on success, else why it failed.</summary>
-    public async Task<string?> PinAsync(string set, IReadOnlyList<string> images, PlatformSelection platforms, CancellationToken cancellationToken)
+    public Task<string?> PinAsync(string set, IReadOnlyList<string> images, PlatformSelection platforms, CancellationToken cancellationToken) =>
+        PinAsync(set, images, platforms, null, cancellationToken);
+
+    /// <summary>Replaces a pin set with <paramref name="images"/>, recording the selection they were resolved from.</summary>
+    public async Task<string?> PinAsync(string set, IReadOnlyList<string> images, PlatformSelection platforms, Selection.SelectionRecord? selection, CancellationToken cancellationToken)
     {
         try
         {
-            using var response = await _http.PutAsJsonAsync($"/admin/pins/{Uri.EscapeDataString(set)}", new PinSetRequest(images, platforms.ToString()),
+            using var response = await _http.PutAsJsonAsync($"/admin/pins/{Uri.EscapeDataString(set)}", new PinSetRequest(images, platforms.ToString()) { Selection = selection },
                 PinApiJsonContext.Default.PinSetRequest, cancellationToken).ConfigureAwait(false);
             return response.IsSuccessStatusCode ? null : $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}";
         }
@@ -63,6 +67,11 @@ internal sealed class WarmUpClient
 
     private async Task<WarmImageResult> WarmOneAsync(string image, PlatformSelection platforms, IWarmUpProgress progress, CancellationToken cancellationToken)
     {
+        if (Helm.ChartReference.IsChart(image))
+        {
+            return await Helm.ChartWarmUp.WarmAsync(_http, image, progress, cancellationToken).ConfigureAwait(false);
+        }
+
         if (!ImageReference.TryParse(image, out var reference, out var error))
         {
             return new WarmImageResult(image, null, false, false, 0, 0, error);

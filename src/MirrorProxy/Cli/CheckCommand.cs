@@ -20,13 +20,15 @@ internal static class CheckCommand
         {
             server, images, platform,
         };
+        var selection = SelectionOptions.AddTo(command, images);
         command.SetAction((parse, cancellationToken) => RunAsync(
-            parse.GetValue(server)!, parse.GetValue(images)!, parse.GetValue(platform),
+            parse.GetValue(server)!, parse.GetValue(images), parse.GetValue(platform), selection.Read(parse),
             parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken));
         return command;
     }
 
-    private static async Task<int> RunAsync(Uri server, string source, string? platformText, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(
+        Uri server, string? source, string? platformText, SelectionArguments selection, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         if (!PlatformSelection.TryParse(platformText, out var platforms, out var platformError))
         {
@@ -34,16 +36,24 @@ internal static class CheckCommand
             return 2;
         }
 
-        if (await ClientOptions.ReadImagesAsync(source, error, cancellationToken).ConfigureAwait(false) is not { } text)
+        if (await SelectionOptions.ReadImagesAsync(source, error, cancellationToken).ConfigureAwait(false) is not { } text)
         {
             return 2;
         }
 
         var (list, skippedIds) = ImageList.Parse(text);
         ImageCheckResponse? response;
+        SelectionOutcome selected;
         try
         {
             using var client = ClientOptions.CreateHttpClient(server);
+            selected = await selection.ApplyAsync(client, list, platformText, output, error, cancellationToken).ConfigureAwait(false);
+            if (selected.Exit is { } exit)
+            {
+                return exit;
+            }
+
+            (list, platforms) = (selected.Images, selected.Platforms);
             using var answer = await client.PostAsJsonAsync("/status/images", new ImageCheckRequest(list, platforms!.ToString()), ImageCheckJsonContext.Default.ImageCheckRequest, cancellationToken).ConfigureAwait(false);
             if (!answer.IsSuccessStatusCode)
             {
@@ -84,6 +94,6 @@ internal static class CheckCommand
         await output.WriteLineAsync(
             $"{list.Count} images checked for {response?.Platforms}: {complete} complete, {missing} missing, {invalid} invalid" +
             (skippedIds > 0 ? $" ({skippedIds} bare image IDs skipped)" : "")).ConfigureAwait(false);
-        return missing == 0 && invalid == 0 ? 0 : 1;
+        return missing == 0 && invalid == 0 && !selected.Failed ? 0 : 1;
     }
 }
