@@ -29,6 +29,7 @@ internal sealed class HelmCatalog
 {
     private readonly Dictionary<string, HelmChartRecord> _charts;
     private readonly Dictionary<string, List<HelmChartRecord>> _byName;
+    private long _checkedAtTicks;
 
     public HelmCatalog(HelmRepositoryDocument document, DateTimeOffset checkedAt)
     {
@@ -53,7 +54,11 @@ internal sealed class HelmCatalog
     public HelmRepositoryDocument Document { get; }
 
     /// <summary>When the upstream last confirmed (or gave) this index; revalidations update it in memory only.</summary>
-    public DateTimeOffset CheckedAt { get; set; }
+    public DateTimeOffset CheckedAt
+    {
+        get => new(Interlocked.Read(ref _checkedAtTicks), TimeSpan.Zero);
+        set => Interlocked.Exchange(ref _checkedAtTicks, value.UtcTicks);
+    }
 
     public HelmIndexRecord? Index => Document.Index;
 
