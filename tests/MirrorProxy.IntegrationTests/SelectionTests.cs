@@ -197,6 +197,19 @@ public sealed class SelectionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Resolver_FollowsLinkPages_ThroughTheMirror()
+    {
+        await using var mirror = await StartMirrorAsync();
+        Assert.True(MirrorProxy.Selection.SelectionSpec.TryCreate([$"{Registry}/sel/app"], null, null, out var spec, out var errors), string.Join("; ", errors));
+
+        // Four tags a page: distribution paginates, the mirror passes its Link on, rewritten to itself.
+        var result = await new MirrorProxy.Selection.SelectionResolver(mirror.Client, null, pageSize: 4).ResolveAsync(spec!, CancellationToken.None);
+
+        Assert.Equal(AppTags.Order(StringComparer.Ordinal), result.References.Select(r => r[(r.LastIndexOf(':') + 1)..]).Order(StringComparer.Ordinal));
+        Assert.Equal(4, await _registry.CountRequestsAsync("GET", "/v2/sel/app/tags/list"));
+    }
+
+    [Fact]
     public async Task BadRules_AreAUsageError_NamingTheLine()
     {
         await using var mirror = await StartMirrorAsync();

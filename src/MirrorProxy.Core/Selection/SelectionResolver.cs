@@ -32,15 +32,18 @@ internal sealed class SelectionResolver
 
     private readonly HttpClient _mirror;
     private readonly AuthenticationHeaderValue? _admin;
+    private readonly int? _pageSize;
     private readonly ConcurrentDictionary<string, Task<(IReadOnlyList<string>? Names, SelectionNote? Note)>> _seen = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Task<Listing>> _listings = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Task<IndexListing>> _indexes = new(StringComparer.Ordinal);
 
     /// <param name="mirror">A client whose base address is the mirror.</param>
     /// <param name="adminToken">The admin token, for the list of seen repositories from another host (null: the client's own headers).</param>
-    public SelectionResolver(HttpClient mirror, string? adminToken)
+    /// <param name="pageSize">Tags asked for a page (<c>n</c>); null asks for the whole list, which the mirror then keeps for when the upstream is down.</param>
+    public SelectionResolver(HttpClient mirror, string? adminToken, int? pageSize = null)
     {
         _mirror = mirror;
+        _pageSize = pageSize;
         _admin = string.IsNullOrEmpty(adminToken) ? null : new AuthenticationHeaderValue("Bearer", adminToken);
     }
 
@@ -160,7 +163,7 @@ internal sealed class SelectionResolver
     private async Task<Listing> ListTagsAsync(string registry, string repository, CancellationToken cancellationToken)
     {
         var tags = new List<string>();
-        var next = $"/v2/{repository}/tags/list?ns={Uri.EscapeDataString(registry)}";
+        var next = $"/v2/{repository}/tags/list?ns={Uri.EscapeDataString(registry)}{(_pageSize is { } n ? "&n=" + n : "")}";
         string? stale = null;
         for (var page = 0; next is not null && page < MaxPages && tags.Count < MaxTags; page++)
         {
@@ -267,7 +270,8 @@ internal sealed class SelectionResolver
             if (open >= 0 && close > open && value.AsSpan(close).Contains("rel=\"next\"", StringComparison.OrdinalIgnoreCase))
             {
                 var target = value[(open + 1)..close];
-                return Uri.TryCreate(target, UriKind.Absolute, out var absolute) ? absolute.PathAndQuery : target;
+                // On Unix "/v2/…" parses as an absolute file URI: only http(s) ones are absolute here.
+                return Uri.TryCreate(target, UriKind.Absolute, out var absolute) && absolute.Scheme is "http" or "https" ? absolute.PathAndQuery : target;
             }
         }
 

@@ -147,3 +147,20 @@ public sealed class SelectionRuleTests
         Assert.Equal(expected, reference.Resolve(["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1", "v0.9.0-weird"], out _));
     }
 }
+
+public sealed class PinSetCompatibilityTests
+{
+    [Fact]
+    public void PinFile_WrittenBeforeSelections_StillReads_AndOneWithASelectionRoundTrips()
+    {
+        const string Old = """{"name":"default","images":["docker.io/library/nginx:1.27"],"platforms":"all","updatedAt":"2026-01-02T03:04:05+00:00","digests":["sha256:aa"]}""";
+        var set = System.Text.Json.JsonSerializer.Deserialize(Old, MirrorProxy.WarmUp.PinJsonContext.Default.PinSet)!;
+        Assert.Equal(["docker.io/library/nginx:1.27"], set.Images);
+        Assert.Null(set.Selection);
+        Assert.DoesNotContain("selection", System.Text.Json.JsonSerializer.Serialize(set, MirrorProxy.WarmUp.PinJsonContext.Default.PinSet), StringComparison.Ordinal);
+
+        var selected = set with { Selection = new SelectionRecord(["--select nginx:1.*"], [new SelectionRule { Repository = "docker.io/library/nginx", Tag = "1.*", Newest = 2 }], DateTimeOffset.UnixEpoch) };
+        var again = System.Text.Json.JsonSerializer.Deserialize(System.Text.Json.JsonSerializer.Serialize(selected, MirrorProxy.WarmUp.PinJsonContext.Default.PinSet), MirrorProxy.WarmUp.PinJsonContext.Default.PinSet)!;
+        Assert.Equal(("docker.io/library/nginx", "1.*", 2), (again.Selection!.Rules[0].Repository, again.Selection.Rules[0].Tag, again.Selection.Rules[0].Newest));
+    }
+}
