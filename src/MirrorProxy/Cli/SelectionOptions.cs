@@ -6,7 +6,7 @@ namespace MirrorProxy.Cli;
 
 /// <summary>
 /// <c>--select</c>, <c>--rules</c> and <c>--dry-run</c>, shared by the commands that take a list of images (warm,
-/// check): the rules are resolved against the mirror and their references join the list from <c>--images</c>,
+/// check, bundle export): the rules are resolved against the mirror and their references join the list from <c>--images</c>,
 /// which becomes optional.
 /// </summary>
 internal sealed class SelectionOptions
