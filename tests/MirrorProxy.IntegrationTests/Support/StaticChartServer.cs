@@ -11,8 +11,8 @@ namespace MirrorProxy.IntegrationTests.Support;
 
 /// <summary>
 /// A classic Helm chart repository as a static web server serves one (GitHub Pages, S3, nginx over a directory):
-/// files by path, with an ETag (and 304 for If-None-Match), on 127.0.0.1 and a port of its own. It logs every
-/// request, and can send a file slowly (in two halves) so that concurrent clients overlap.
+/// files by path, with an ETag (and 304 for If-None-Match), on 127.0.0.1 and a port of its own, behind Basic auth
+/// when asked. It logs every request, and can send a file slowly (in two halves) so that concurrent clients overlap.
 /// </summary>
 internal sealed class StaticChartServer : IAsyncDisposable
 {
@@ -27,6 +27,9 @@ internal sealed class StaticChartServer : IAsyncDisposable
     internal sealed record ServedRequest(string Method, string Path, string? Accept, string? UserAgent, string? Authorization, int Status);
 
     public Uri BaseUri { get; private set; } = null!;
+
+    /// <summary>When set, the <c>Authorization</c> value every request must carry (a private repository behind Basic auth); others get 401.</summary>
+    public string? RequiredAuthorization { get; set; }
 
     /// <summary>Paths sent in two halves with a pause between.</summary>
     public ConcurrentDictionary<string, bool> Slow { get; } = new(StringComparer.Ordinal);
@@ -53,6 +56,13 @@ internal sealed class StaticChartServer : IAsyncDisposable
         var status = 404;
         try
         {
+            if (RequiredAuthorization is { } required && request.Headers.Authorization.ToString() != required)
+            {
+                context.Response.Headers.WWWAuthenticate = "Basic realm=\"charts\"";
+                status = context.Response.StatusCode = 401;
+                return;
+            }
+
             if (!_files.TryGetValue(path, out var content))
             {
                 context.Response.StatusCode = 404;
