@@ -52,6 +52,7 @@ internal sealed partial class S3Client : IDisposable
     private readonly CircuitBreakerStateProvider _state = new();
     private readonly Uri _endpoint;
     private string? _lastFailure;
+    private volatile bool _bucketExists;
 
     public S3Client(S3Options options, S3Credentials credentials, TimeProvider time, ILogger logger, HttpMessageHandler? handler = null)
     {
@@ -106,7 +107,11 @@ internal sealed partial class S3Client : IDisposable
 
     public Uri Endpoint => _endpoint;
 
-    /// <summary>Creates the bucket when it is missing.</summary>
+    /// <summary>Creates the bucket when it is missing, once: after the first success this costs nothing.</summary>
+    public ValueTask<StorageStatus> EnsureBucketOnceAsync(CancellationToken cancellationToken) =>
+        _bucketExists ? ValueTask.FromResult(StorageStatus.Ok) : EnsureBucketAsync(cancellationToken);
+
+    /// <summary>Creates the bucket when it is missing (a HEAD of the bucket when it is there: a probe of the store).</summary>
     public async ValueTask<StorageStatus> EnsureBucketAsync(CancellationToken cancellationToken)
     {
         var (status, response) = await SendAsync(HttpMethod.Head, null, null, null, S3Signer.EmptyPayloadHash, cancellationToken).ConfigureAwait(false);
@@ -114,6 +119,7 @@ internal sealed partial class S3Client : IDisposable
         {
             if (status != StorageStatus.NotFound)
             {
+                _bucketExists = status == StorageStatus.Ok;
                 return status;
             }
         }
@@ -127,7 +133,9 @@ internal sealed partial class S3Client : IDisposable
             }
 
             // Created meanwhile by another replica (409 BucketAlreadyOwnedByYou): as good.
-            return status == StorageStatus.AlreadyExists ? StorageStatus.Ok : status;
+            status = status == StorageStatus.AlreadyExists ? StorageStatus.Ok : status;
+            _bucketExists = status == StorageStatus.Ok;
+            return status;
         }
     }
 
@@ -237,7 +245,12 @@ internal sealed partial class S3Client : IDisposable
             {
                 if (status != StorageStatus.Ok)
                 {
-                    Log.ListingFailed(_logger, prefix, status);
+                    // No bucket yet: nothing to list.
+                    if (status != StorageStatus.NotFound)
+                    {
+                        Log.ListingFailed(_logger, prefix, status);
+                    }
+
                     yield break;
                 }
 
