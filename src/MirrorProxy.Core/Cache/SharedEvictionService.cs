@@ -70,6 +70,7 @@ internal sealed partial class SharedEvictionService : BackgroundService
         if (status != LeaseStatus.Acquired)
         {
             // Another replica leads, or replicas cannot agree now: then nobody evicts (the bucket grows for a while).
+            Log.NotLeader(_logger, status);
             return (0, 0);
         }
 
@@ -96,6 +97,7 @@ internal sealed partial class SharedEvictionService : BackgroundService
         }
 
         var budget = _options.MaxSize!.Value.Bytes;
+        Log.Measured(_logger, total, count, budget);
         if (total <= budget)
         {
             return (0, 0);
@@ -104,7 +106,7 @@ internal sealed partial class SharedEvictionService : BackgroundService
         // Pin sets another replica changed since this one last read them count too.
         await _pins.ReloadAsync(cancellationToken).ConfigureAwait(false);
         var toFree = total - (long)(budget * (1 - Headroom));
-        var protectedSince = _time.GetUtcNow() - (_cacheOptions.EvictionGracePeriod > TimeSpan.FromMinutes(10) ? _cacheOptions.EvictionGracePeriod : TimeSpan.FromMinutes(10));
+        var protectedSince = _time.GetUtcNow() - _cacheOptions.EvictionGracePeriod;
         var victims = new Victims(toFree, EvictionService.MaxCandidates);
         var page = new List<StoredObject>(Batch);
         await foreach (var stored in shared.Store.EnumerateAsync(cancellationToken).ConfigureAwait(false))
@@ -198,6 +200,12 @@ internal sealed partial class SharedEvictionService : BackgroundService
 
     private static partial class Log
     {
+        [LoggerMessage(2502, LogLevel.Debug, "Shared eviction skipped: the leader lease is {Status}")]
+        public static partial void NotLeader(ILogger logger, LeaseStatus status);
+
+        [LoggerMessage(2503, LogLevel.Debug, "Shared store holds {Total} bytes in {Count} objects (budget {Budget})")]
+        public static partial void Measured(ILogger logger, long total, long count, long budget);
+
         [LoggerMessage(2501, LogLevel.Information, "Shared store over budget: evicted {Objects} objects ({Bytes} bytes) of {Total} bytes in {Count} objects (budget {Budget}) in {ElapsedMs:0} ms")]
         public static partial void Evicted(ILogger logger, int objects, long bytes, long total, long count, long budget, double elapsedMs);
     }

@@ -20,6 +20,8 @@ internal sealed record ReplicaSettings
 
     public string? MaxSharedSize { get; init; }
 
+    public TimeSpan SharedEvictionInterval { get; init; } = TimeSpan.FromMinutes(5);
+
     public string? LocalMaxSize { get; init; }
 }
 
@@ -74,6 +76,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
                         AccessKey = engines.Rgw.AccessKey,
                         SecretKeyFile = secretFile,
                         MaxSize = settings.MaxSharedSize,
+                        EvictionInterval = settings.SharedEvictionInterval.ToString("c"),
                         BreakDuration = "00:00:02",
                         RequestTimeout = "00:00:10",
                     },

@@ -168,6 +168,72 @@ public sealed class ReplicaTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheSharedBucket_IsKeptWithinItsBudget_AndPinnedContentStays()
+    {
+        var images = new List<TestImage>();
+        foreach (var name in new[] { "a", "b", "c" })
+        {
+            images.Add(await OciImageFactory.PushLargeBlobImageAsync(Registry, "scale/evict", name, "evict-" + name, 1536 * 1024));
+        }
+
+        await using var replicas = await ReplicaSet.StartAsync(_engines, Upstream.BaseUri, "evict", _output,
+            new ReplicaSettings { MaxSharedSize = "3MiB", SharedEvictionInterval = TimeSpan.FromSeconds(2) });
+        using var s3 = _engines.CreateS3Client();
+        for (var i = 0; i < images.Count; i++)
+        {
+            using (var manifest = await replicas[i].Client.GetAsync($"/v2/scale/evict/manifests/{images[i].Tag}"))
+            {
+                Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
+            }
+
+            foreach (var blob in images[i].Blobs)
+            {
+                Assert.True((await ReplicaSet.PullBlobAsync(replicas[i], "scale/evict", blob.Digest)).Ok);
+            }
+
+            if (i == 0)
+            {
+                // Pinned through one replica: the leader, whichever it is, must not evict it.
+                using var pin = await replicas[1].Client.PutAsync("/admin/pins/keep",
+                    new StringContent("{\"images\":[\"docker.io/scale/evict:a\"]}", System.Text.Encoding.UTF8, "application/json"));
+                Assert.Equal(HttpStatusCode.OK, pin.StatusCode);
+            }
+        }
+
+        var pinnedLayer = images[0].Blobs.OrderByDescending(b => b.Size).First().Digest;
+        long total = 0;
+        var listing = "";
+        try
+        {
+            await Eventually.TrueAsync(async () =>
+        {
+            total = 0;
+            listing = "";
+            foreach (var key in await s3.ListKeysAsync(replicas.Bucket, "blobs/"))
+            {
+                var size = long.Parse((await s3.HeadObjectAsync(replicas.Bucket, key)).Header("Content-Length")!, System.Globalization.CultureInfo.InvariantCulture);
+                total += size;
+                listing += $"{key} {size}; ";
+            }
+
+            return total <= 3L * 1024 * 1024;
+        }, TimeSpan.FromSeconds(60), "the bucket never came within its budget");
+        }
+        finally
+        {
+            _output.WriteLine("bucket: " + listing);
+        }
+
+        _output.WriteLine($"bucket holds {total} bytes after eviction");
+        Assert.Equal(HttpStatusCode.OK, (await s3.HeadObjectAsync(replicas.Bucket, "blobs/" + pinnedLayer.Replace(':', '/'))).Status);
+        // Each node keeps its own copies: what was evicted from the bucket is still served by the node that holds it.
+        foreach (var blob in images[1].Blobs)
+        {
+            Assert.True((await ReplicaSet.PullBlobAsync(replicas[1], "scale/evict", blob.Digest)).Ok);
+        }
+    }
+
+    [Fact]
     public async Task ATagMovedUpstream_EveryReplicaServesTheNewDigest_WithinTheTtl()
     {
         var ttl = TimeSpan.FromSeconds(3);
