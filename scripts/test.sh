@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 # and e2fsprogs make the small cache disks that fill up, turn read-only or fail with EIO; promtool (prometheus)
 # checks the alert rules, Chromium the status page, unzip unpacks the kubectl below; openssl, zstd and node (with
 # its npm, for the JS Sigstore verifier; it needs node 20.17 or later) check air-gap bundles with tools other than ours.
+# ceph-mon, ceph-osd, radosgw and ceph-common run a single-host Ceph cluster (about 1 min to install) whose RGW is the
+# S3 blob store that several mirror replicas share in the scale-out tests.
 packages=(docker-registry skopeo containerd apache2-utils iproute2 nftables mount e2fsprogs openssl zstd nodejs qemu-user-static libc6:arm64 libstdc++6:arm64
-  libgcc-s1:arm64 libssl3:arm64 clang lld llvm libc6-dev:arm64 libstdc++-12-dev:arm64 libgcc-12-dev:arm64 zlib1g-dev:arm64 prometheus chromium unzip)
+  libgcc-s1:arm64 libssl3:arm64 clang lld llvm libc6-dev:arm64 libstdc++-12-dev:arm64 libgcc-12-dev:arm64 zlib1g-dev:arm64 prometheus chromium unzip
+  ceph-mon ceph-osd radosgw ceph-common)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 update=0
@@ -50,6 +53,17 @@ if ! command -v kubectl >/dev/null 2>&1 || ! kustomize_ok kubectl; then
   fi
   export MIRRORPROXY_TEST_KUBECTL="$tools/kubectl"
 fi
+
+# The scale-out tests run Garnet (Redis protocol) as the replicas' coordination store, as a process of its own: the
+# garnet-server .NET tool, pinned, in .tools/garnet (a few seconds from NuGet, 580 MB on disk).
+garnet_version=2.2.8
+garnet="$PWD/.tools/garnet"
+if ! dotnet tool list --tool-path "$garnet" 2>/dev/null | grep -Eq "^garnet-server +${garnet_version//./\\.} "; then
+  echo "installing garnet-server ${garnet_version} into .tools/garnet"
+  rm -rf "$garnet"
+  dotnet tool install --tool-path "$garnet" garnet-server --version "$garnet_version"
+fi
+export MIRRORPROXY_TEST_GARNET="$garnet/garnet-server"
 
 # Build everything first (benchmarks included: dotnet test only builds test projects and what they reference).
 dotnet build MirrorProxy.sln -c Release -nologo

@@ -93,10 +93,18 @@ internal sealed class BundleImportTarget
         }
     }
 
-    /// <summary>The size of the content when the cache holds it (asked of the store, the truth); null when it does not.</summary>
+    /// <summary>
+    /// The size of the content when the cache holds it (asked of the store, the truth: this node's, then the one
+    /// replicas share); null when it does not.
+    /// </summary>
     public async ValueTask<long?> StatAsync(Digest digest, CancellationToken cancellationToken)
     {
         var stat = await _cache.Store.StatAsync(digest, cancellationToken).ConfigureAwait(false);
+        if (!stat.Exists && _cache.Shared is { } shared)
+        {
+            stat = await shared.Store.StatAsync(digest, cancellationToken).ConfigureAwait(false);
+        }
+
         return stat.Exists ? stat.Size : null;
     }
 
@@ -209,10 +217,10 @@ internal sealed class BundleImportTarget
         await _pins.PutAsync(new PinSet(name, allImages, allPlatforms, now, allDigests), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Every content object in the cache, as the store lists them, one at a time.</summary>
+    /// <summary>Every content object in the cache (the store replicas share, when there is one), as the store lists them, one at a time.</summary>
     public async IAsyncEnumerable<Digest> EnumerateContentAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await foreach (var content in _cache.Store.EnumerateAsync(cancellationToken).ConfigureAwait(false))
+        await foreach (var content in (_cache.Shared?.Store ?? _cache.Store).EnumerateAsync(cancellationToken).ConfigureAwait(false))
         {
             yield return content.Digest;
         }

@@ -4,4 +4,7 @@ namespace MirrorProxy.Cache;
 internal interface IPinnedContent
 {
     bool IsPinned(string digest);
+
+    /// <summary>Reads the pins again from where they are kept (replicas sharing a store may have changed them).</summary>
+    Task ReloadAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -108,7 +108,7 @@ internal sealed partial class MirrorCache
     public ValueTask<byte[]?> ReadListingAsync(string upstream, string repository, string name, CancellationToken cancellationToken) =>
         _metadata.ReadAsync(MetadataKeys.Listing(upstream, repository, name), MaxListingSize, cancellationToken);
 
-    private static byte[] SerializeTag(TagRecord record)
+    internal static byte[] SerializeTag(TagRecord record)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer))

@@ -88,6 +88,9 @@ internal sealed partial class MirrorCache : IDisposable
     /// <summary>Raised after new content is published (for the size budget).</summary>
     public event Action? ContentAdded;
 
+    /// <summary>Raised when content is stored or its use is recorded (at most once a minute per object), for replicas' shared eviction.</summary>
+    public event Action<Digest, DateTimeOffset>? Used;
+
     /// <summary>Reads the totals a clean stop left in the index.</summary>
     public async Task LoadTotalsAsync()
     {
@@ -376,6 +379,7 @@ internal sealed partial class MirrorCache : IDisposable
                     origin.IsPublic ? OriginSet.Public : OriginSet.Of(origin.Name)));
                 Counted(writer.Written, 1);
                 ContentAdded?.Invoke();
+                Used?.Invoke(writer.Digest, _time.GetUtcNow());
                 _shared?.Share(_store, writer.Digest, writer.Written, new ContentAttributes(mediaType, origin.IsPublic ? [] : [origin.Name]));
                 break;
             case StorageStatus.AlreadyExists:
@@ -450,6 +454,7 @@ internal sealed partial class MirrorCache : IDisposable
 
         var touched = entry with { LastAccess = now };
         _index.PutContent(digest, touched);
+        Used?.Invoke(digest, now);
         Hot.Refresh(digest.Value, touched);
     }
 

@@ -9,6 +9,7 @@ using MirrorProxy.Bundles;
 using MirrorProxy.Cache;
 using MirrorProxy.Common;
 using MirrorProxy.Helm;
+using MirrorProxy.Coordination;
 using MirrorProxy.Metrics;
 using MirrorProxy.Protocol;
 using MirrorProxy.PullThrough;
@@ -91,6 +92,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         });
 
         services.AddCacheStorage(configuration);
+        services.AddCoordination(configuration);
         services.TryAddSingleton<TagFreshnessPolicy>();
         services.TryAddSingleton<ManifestService>();
         services.TryAddSingleton<BlobService>();
@@ -102,6 +104,27 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.AddHostedService(static sp => sp.GetRequiredService<BackgroundWork>());
         services.AddBundles();
         return services;
+    }
+
+    /// <summary>Replicas' coordination through a Redis-protocol store, or none for a single mirror.</summary>
+    private static void AddCoordination(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<CoordinationOptions>().Bind(configuration.GetSection(CoordinationOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CoordinationOptions>, CoordinationOptionsValidator>());
+        services.TryAddSingleton<ICoordination>(static sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<CoordinationOptions>>().Value;
+            if (!options.IsEnabled)
+            {
+                return new LocalCoordination();
+            }
+
+            var coordination = new RedisCoordination(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RedisCoordination>>());
+            // Uses of content feed the shared store's least-recently-used order.
+            sp.GetRequiredService<MirrorCache>().Used += coordination.RecordAccess;
+            return coordination;
+        });
+        services.TryAddSingleton<DownloadCoordinator>();
     }
 
     /// <summary>The cache (in files, indexed by FASTER) and its background upkeep; with an S3 store configured, the files are a read cache of it.</summary>
@@ -131,5 +154,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.AddHostedService(static sp => sp.GetRequiredService<PinStore>());
         services.AddHostedService(static sp => sp.GetRequiredService<EvictionService>());
         services.AddHostedService(static sp => sp.GetRequiredService<ScrubService>());
+        services.TryAddSingleton<SharedEvictionService>();
+        services.AddHostedService(static sp => sp.GetRequiredService<SharedEvictionService>());
     }
 }

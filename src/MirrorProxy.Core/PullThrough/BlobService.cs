@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Cache;
 using MirrorProxy.Common;
+using MirrorProxy.Coordination;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.Routing;
@@ -59,6 +60,7 @@ internal sealed partial class BlobService
     private readonly ConcurrentDictionary<string, BlobIngest> _active = new(StringComparer.Ordinal);
     private readonly SingleFlight<(CachedContentStatus, ContentEntry)> _verifications = new();
     private readonly MirrorCache _cache;
+    private readonly DownloadCoordinator _downloads;
     private readonly CacheBudget _budget;
     private readonly BackgroundWork _background;
     private readonly MirrorMetrics _metrics;
@@ -66,9 +68,10 @@ internal sealed partial class BlobService
     private readonly ILogger<BlobService> _logger;
 
     public BlobService(
-        MirrorCache cache, CacheBudget budget, BackgroundWork background, MirrorMetrics metrics, TimeProvider time, ILogger<BlobService> logger)
+        MirrorCache cache, DownloadCoordinator downloads, CacheBudget budget, BackgroundWork background, MirrorMetrics metrics, TimeProvider time, ILogger<BlobService> logger)
     {
         _cache = cache;
+        _downloads = downloads;
         _budget = budget;
         _background = background;
         _metrics = metrics;
@@ -310,11 +313,21 @@ internal sealed partial class BlobService
         var started = _time.GetTimestamp();
         var announced = 0L;
         var outcome = DownloadOutcome.NoAnswer;
+        Lease? lease = null;
         try
         {
             if (await _cache.LookupAsync(digest, stopping).ConfigureAwait(false) is not null)
             {
                 // Stored by a download that finished between the caller's cache lookup and this one.
+                ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, null, null, null) { AlreadyCached = true });
+                outcome = DownloadOutcome.Stored;
+                return;
+            }
+
+            // Replicas sharing a store download a blob once: wait for another replica's download, or claim it.
+            (var claim, lease) = await _downloads.ClaimAsync(digest, stopping).ConfigureAwait(false);
+            if (claim == DownloadClaim.StoredElsewhere)
+            {
                 ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, null, null, null) { AlreadyCached = true });
                 outcome = DownloadOutcome.Stored;
                 return;
@@ -388,6 +401,16 @@ internal sealed partial class BlobService
             _budget.DownloadEnded(announced);
             _active.TryRemove(new KeyValuePair<string, BlobIngest>(digest.Value, ingest));
             ingest.ReleaseReader();
+            if (lease is not null)
+            {
+                // Held until the copy is in the shared store, where the replicas waiting for it look.
+                if (outcome == DownloadOutcome.Stored && _cache.Shared is { } shared)
+                {
+                    await shared.UploadOf(digest).ConfigureAwait(false);
+                }
+
+                await lease.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 

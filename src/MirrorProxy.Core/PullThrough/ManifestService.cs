@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Cache;
 using MirrorProxy.Common;
+using MirrorProxy.Coordination;
 using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.Routing;
@@ -62,6 +63,7 @@ internal sealed partial class ManifestService
 
     private readonly SingleFlight<ManifestResult> _exchanges = new();
     private readonly MirrorCache _cache;
+    private readonly ICoordination _coordination;
     private readonly MirrorMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<ManifestService> _logger;
@@ -70,10 +72,11 @@ internal sealed partial class ManifestService
     private readonly CancellationToken _stopping;
 
     public ManifestService(
-        MirrorCache cache, MirrorMetrics metrics, TimeProvider time, TagFreshnessPolicy freshness, IOptions<PullThroughOptions> options,
+        MirrorCache cache, ICoordination coordination, MirrorMetrics metrics, TimeProvider time, TagFreshnessPolicy freshness, IOptions<PullThroughOptions> options,
         BackgroundWork background, ILogger<ManifestService> logger)
     {
         _cache = cache;
+        _coordination = coordination;
         _metrics = metrics;
         _time = time;
         _logger = logger;
@@ -103,10 +106,16 @@ internal sealed partial class ManifestService
 
     public async ValueTask<ManifestResult> GetByTagAsync(Route route, string tag, CancellationToken cancellationToken)
     {
+        var ttl = _freshness.TtlFor(route.Upstream, route.Repository, tag);
         var record = await _cache.GetTagAsync(route.Upstream.Name, route.Repository, tag, cancellationToken).ConfigureAwait(false);
+        if (_coordination.IsShared && (record is null || _time.GetUtcNow() - record.FetchedAt >= ttl))
+        {
+            record = await AdoptSharedTagAsync(route, tag, record, cancellationToken).ConfigureAwait(false);
+        }
+
         if (record is not null && await TryCachedAsync(route, record.Digest, cancellationToken).ConfigureAwait(false) is { } cached)
         {
-            if (_time.GetUtcNow() - record.FetchedAt < _freshness.TtlFor(route.Upstream, route.Repository, tag))
+            if (_time.GetUtcNow() - record.FetchedAt < ttl)
             {
                 return new ManifestResult(ManifestStatus.Hit, record.Digest, cached.MediaType, cached.Content);
             }
@@ -173,6 +182,40 @@ internal sealed partial class ManifestService
         return (entry.MediaType ?? ManifestMediaType.Resolve(null, content), content!);
     }
 
+    /// <summary>
+    /// The tag as another replica saw it upstream, when that is newer than this replica's record: replicas then
+    /// agree on a tag within its TTL, and one revalidation serves them all.
+    /// </summary>
+    private async ValueTask<TagRecord?> AdoptSharedTagAsync(Route route, string tag, TagRecord? local, CancellationToken cancellationToken)
+    {
+        if (await _coordination.GetTagAsync(route.Upstream.Name, route.Repository, tag, cancellationToken).ConfigureAwait(false) is not { } shared
+            || (local is not null && shared.FetchedAt <= local.FetchedAt))
+        {
+            return local;
+        }
+
+        await _cache.PutTagAsync(route.Upstream.Name, route.Repository, tag, shared, digestChanged: local?.Digest != shared.Digest, cancellationToken).ConfigureAwait(false);
+        return shared;
+    }
+
+    /// <summary>
+    /// Records a tag as seen upstream now, here and for the other replicas (once the manifest is in the shared
+    /// store, where they will look for it).
+    /// </summary>
+    private async ValueTask PutTagAsync(Route route, string tag, TagRecord record, bool digestChanged)
+    {
+        await _cache.PutTagAsync(route.Upstream.Name, route.Repository, tag, record, digestChanged, _stopping).ConfigureAwait(false);
+        if (_coordination.IsShared)
+        {
+            if (_cache.Shared is { } shared)
+            {
+                await shared.UploadOf(record.Digest).ConfigureAwait(false);
+            }
+
+            await _coordination.PutTagAsync(route.Upstream.Name, route.Repository, tag, record, _stopping).ConfigureAwait(false);
+        }
+    }
+
     private Task<ManifestResult> SharedAsync<TState>(Route route, string reference, Func<TState, Task<ManifestResult>> work, TState state, CancellationToken cancellationToken)
     {
         var key = string.Concat(route.Upstream.Name, "\n", route.Repository, "\n", reference);
@@ -190,8 +233,7 @@ internal sealed partial class ManifestService
                 if (Digest.TryParse(HeaderValue(head.Message!, "Docker-Content-Digest"), out var current) && current == cached.Digest)
                 {
                     // Confirmed: the index learns the time; the file keeps the digest it already has.
-                    await _cache.PutTagAsync(route.Upstream.Name, route.Repository, tag, cached with { FetchedAt = _time.GetUtcNow() }, digestChanged: false, _stopping)
-                        .ConfigureAwait(false);
+                    await PutTagAsync(route, tag, cached with { FetchedAt = _time.GetUtcNow() }, digestChanged: false).ConfigureAwait(false);
                     return await FromCacheAsync(route, ManifestStatus.Hit, cached, null).ConfigureAwait(false);
                 }
             }
@@ -283,8 +325,7 @@ internal sealed partial class ManifestService
         await _cache.PutManifestAsync(digest, bytes, mediaType, route.Upstream.Origin, _stopping).ConfigureAwait(false);
         if (expected is null)
         {
-            await _cache.PutTagAsync(route.Upstream.Name, route.Repository, reference, new TagRecord(digest, mediaType, bytes.Length, _time.GetUtcNow()),
-                digestChanged: cached?.Digest != digest, _stopping).ConfigureAwait(false);
+            await PutTagAsync(route, reference, new TagRecord(digest, mediaType, bytes.Length, _time.GetUtcNow()), digestChanged: cached?.Digest != digest).ConfigureAwait(false);
         }
 
         Log.ManifestFetched(_logger, route.Upstream.Name, route.Repository, reference, digest.Value, bytes.Length, _time.GetElapsedTime(started).TotalMilliseconds);

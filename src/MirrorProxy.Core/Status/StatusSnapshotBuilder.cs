@@ -1,5 +1,6 @@
 using MirrorProxy.Auth;
 using MirrorProxy.Cache;
+using MirrorProxy.Coordination;
 using MirrorProxy.Oci;
 using MirrorProxy.Readiness;
 using MirrorProxy.Resilience;
@@ -24,6 +25,7 @@ internal sealed class StatusSnapshotBuilder
     private readonly UpstreamRegistrySet _upstreams;
     private readonly MirrorCache _cache;
     private readonly PinStore _pins;
+    private readonly ICoordination _coordination;
     private readonly ImageCheckService _checker;
     private readonly PullFailureLog _failures;
     private readonly AccessPolicy _access;
@@ -32,13 +34,14 @@ internal sealed class StatusSnapshotBuilder
     private readonly TimeProvider _time;
 
     public StatusSnapshotBuilder(
-        OfflineMode offline, UpstreamRegistrySet upstreams, MirrorCache cache, PinStore pins, ImageCheckService checker,
+        OfflineMode offline, UpstreamRegistrySet upstreams, MirrorCache cache, PinStore pins, ICoordination coordination, ImageCheckService checker,
         PullFailureLog failures, AccessPolicy access, IOptions<CacheOptions> cacheOptions, IOptions<ReadinessOptions> readinessOptions, TimeProvider time)
     {
         _offline = offline;
         _upstreams = upstreams;
         _cache = cache;
         _pins = pins;
+        _coordination = coordination;
         _checker = checker;
         _failures = failures;
         _access = access;
@@ -49,7 +52,7 @@ internal sealed class StatusSnapshotBuilder
 
     public async Task<StatusSnapshot> BuildAsync(ClientIdentity viewer, CancellationToken cancellationToken)
     {
-        var readiness = await HealthEndpoints.CheckAsync(_cache, _upstreams, _pins, _cacheOptions, _readinessOptions, cancellationToken).ConfigureAwait(false);
+        var readiness = await HealthEndpoints.CheckAsync(_cache, _upstreams, _pins, _coordination, _cacheOptions, _readinessOptions, cancellationToken).ConfigureAwait(false);
         var cache = new CacheStatus(_cache.TotalBytes, _cache.ObjectCount, _cacheOptions.MaxSize?.Bytes, readiness.FreeDiskBytes,
             readiness.MinFreeDiskBytes, readiness.CacheWritable && !_cache.Health.IsDegraded);
         var upstreams = _upstreams.All

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using MirrorProxy.Cache;
+using MirrorProxy.Common;
 using MirrorProxy.Oci;
 using MirrorProxy.Storage;
 
@@ -40,9 +41,15 @@ internal sealed partial class PinStore : IPinnedContent, IHostedService
     private Dictionary<string, PinSet> _sets = new(StringComparer.Ordinal);
     private HashSet<string> _pinned = new(StringComparer.Ordinal);
 
-    public PinStore(MirrorCache cache, TimeProvider time, ILogger<PinStore> logger)
+    /// <summary>How often replicas sharing a store read the pin sets again (another replica may have changed them).</summary>
+    internal static readonly TimeSpan SharedReloadInterval = TimeSpan.FromSeconds(30);
+
+    private readonly BackgroundWork _background;
+
+    public PinStore(MirrorCache cache, BackgroundWork background, TimeProvider time, ILogger<PinStore> logger)
     {
         _cache = cache;
+        _background = background;
         _metadata = cache.Metadata;
         _time = time;
         _logger = logger;
@@ -120,8 +127,52 @@ internal sealed partial class PinStore : IPinnedContent, IHostedService
         }
     }
 
-    /// <summary>Loads the pin sets before the mirror serves (eviction must know them from its first pass).</summary>
+    /// <summary>
+    /// Loads the pin sets before the mirror serves (eviction must know them from its first pass). Replicas sharing
+    /// a store read them again every <see cref="SharedReloadInterval"/> while the shared store answers.
+    /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var sets = await LoadAsync(cancellationToken).ConfigureAwait(false);
+        Update(current =>
+        {
+            foreach (var (name, set) in sets)
+            {
+                current[name] = set;
+            }
+        });
+
+        if (_cache.Shared is { } shared)
+        {
+            _ = _background.Run("pin sets of the replicas", static async (s, stopping) =>
+            {
+                while (true)
+                {
+                    await Task.Delay(SharedReloadInterval, s.Time, stopping).ConfigureAwait(false);
+                    if (s.Shared.IsReachable)
+                    {
+                        await s.Self.ReloadAsync(stopping).ConfigureAwait(false);
+                    }
+                }
+            }, (Self: this, Shared: shared, Time: _time));
+        }
+    }
+
+    /// <summary>Replaces the pin sets with those stored now (sets another replica deleted are dropped).</summary>
+    public async Task ReloadAsync(CancellationToken cancellationToken)
+    {
+        var sets = await LoadAsync(cancellationToken).ConfigureAwait(false);
+        Update(current =>
+        {
+            current.Clear();
+            foreach (var (name, set) in sets)
+            {
+                current[name] = set;
+            }
+        });
+    }
+
+    private async Task<Dictionary<string, PinSet>> LoadAsync(CancellationToken cancellationToken)
     {
         var sets = new Dictionary<string, PinSet>(StringComparer.Ordinal);
         await foreach (var name in _metadata.ListAsync(MetadataKeys.PinsPrefix, cancellationToken).ConfigureAwait(false))
@@ -147,13 +198,7 @@ internal sealed partial class PinStore : IPinnedContent, IHostedService
             }
         }
 
-        Update(current =>
-        {
-            foreach (var (name, set) in sets)
-            {
-                current[name] = set;
-            }
-        });
+        return sets;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -25,6 +25,7 @@ internal sealed class FaultProxy : IAsyncDisposable
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase) { "Connection", "Transfer-Encoding", "Keep-Alive", "Host" };
     private readonly WebApplication _app;
     private readonly HttpClient _client;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(string Method, string Path)> _log = new();
     private int _requests;
 
     private FaultProxy(WebApplication app, Uri baseUri, HttpClient client)
@@ -39,6 +40,13 @@ internal sealed class FaultProxy : IAsyncDisposable
     public volatile UpstreamFault Fault;
 
     public int Requests => Volatile.Read(ref _requests);
+
+    /// <summary>Bodies pass at about this many bytes per second (in 64 KiB steps) while positive: a slow link, not a broken one.</summary>
+    public volatile int BytesPerSecond;
+
+    /// <summary>Requests that reached the proxy with <paramref name="method"/> and a path ending with <paramref name="pathSuffix"/>.</summary>
+    public int Count(string method, string pathSuffix) =>
+        _log.Count(r => r.Method == method && r.Path.EndsWith(pathSuffix, StringComparison.Ordinal));
 
     public static async Task<FaultProxy> StartAsync(Uri upstream)
     {
@@ -56,6 +64,7 @@ internal sealed class FaultProxy : IAsyncDisposable
     private async Task HandleAsync(HttpContext context)
     {
         Interlocked.Increment(ref _requests);
+        _log.Enqueue((context.Request.Method, context.Request.Path.Value ?? ""));
         switch (Fault)
         {
             case UpstreamFault.ServerError:
@@ -105,6 +114,19 @@ internal sealed class FaultProxy : IAsyncDisposable
                 await context.Response.Body.WriteAsync(body.AsMemory(i, Math.Min(8, body.Length - i)), context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
                 await Task.Delay(300, context.RequestAborted);
+            }
+
+            return;
+        }
+
+        if (BytesPerSecond > 0)
+        {
+            const int Step = 64 * 1024;
+            for (var i = 0; i < body.Length; i += Step)
+            {
+                await context.Response.Body.WriteAsync(body.AsMemory(i, Math.Min(Step, body.Length - i)), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                await Task.Delay(TimeSpan.FromSeconds((double)Step / Math.Max(1, BytesPerSecond)), context.RequestAborted);
             }
 
             return;

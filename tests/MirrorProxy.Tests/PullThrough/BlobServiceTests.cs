@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Cache;
+using MirrorProxy.Coordination;
 using MirrorProxy.Hosting;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
@@ -170,7 +171,9 @@ public sealed class BlobServiceTests : IDisposable
     }
 
     private BlobService Create(CacheOptions options) =>
-        new(_cache.Cache, new CacheBudget(_cache.Cache, Options.Create(options)), TestUpstreams.Background, TestMetrics.Create(), TimeProvider.System,
+        new(_cache.Cache, new DownloadCoordinator(new LocalCoordination(), _cache.Cache, Options.Create(new CoordinationOptions()), TimeProvider.System,
+                NullLogger<DownloadCoordinator>.Instance),
+            new CacheBudget(_cache.Cache, Options.Create(options)), TestUpstreams.Background, TestMetrics.Create(), TimeProvider.System,
             NullLogger<BlobService>.Instance);
 
     private static async Task<byte[]> ReadAsync(BlobResult result)

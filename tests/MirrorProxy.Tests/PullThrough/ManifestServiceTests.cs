@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using MirrorProxy.Coordination;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
 using MirrorProxy.Resilience;
@@ -195,7 +196,7 @@ public sealed class ManifestServiceTests : IDisposable
     private ManifestService Service(TimeSpan ttl)
     {
         var options = Options.Create(new PullThroughOptions { TagTtl = ttl });
-        return new ManifestService(_cache.Cache, TestMetrics.Create(), _time, new TagFreshnessPolicy(options), options, TestUpstreams.Background,
+        return new ManifestService(_cache.Cache, new LocalCoordination(), TestMetrics.Create(), _time, new TagFreshnessPolicy(options), options, TestUpstreams.Background,
             NullLogger<ManifestService>.Instance);
     }
 

@@ -11,8 +11,11 @@ internal sealed class TestCache : IDisposable
 {
     private readonly TempDirectory _directory = new();
 
-    public TestCache(TimeProvider? time = null, long memory = 1 << 20)
+    private readonly SharedTier? _shared;
+
+    public TestCache(TimeProvider? time = null, long memory = 1 << 20, SharedTier? shared = null)
     {
+        _shared = shared;
         Time = time ?? TimeProvider.System;
         Options = new CacheOptions { Path = _directory.Path, MemorySize = new ByteSize(memory) };
         Cache = Open();
@@ -59,7 +62,7 @@ internal sealed class TestCache : IDisposable
         return digest;
     }
 
-    private MirrorCache Open() => FileCache.Open(Options, TestMetrics.Create(), Time, NullLoggerFactory.Instance);
+    private MirrorCache Open() => FileCache.Open(Options, TestMetrics.Create(), Time, NullLoggerFactory.Instance, _shared);
 
     public void Dispose()
     {

@@ -52,6 +52,7 @@ internal sealed partial class S3Client : IDisposable
     private readonly CircuitBreakerStateProvider _state = new();
     private readonly Uri _endpoint;
     private string? _lastFailure;
+    private volatile bool _bucketExists;
 
     public S3Client(S3Options options, S3Credentials credentials, TimeProvider time, ILogger logger, HttpMessageHandler? handler = null)
     {
@@ -106,7 +107,11 @@ internal sealed partial class S3Client : IDisposable
 
     public Uri Endpoint => _endpoint;
 
-    /// <summary>Creates the bucket when it is missing.</summary>
+    /// <summary>Creates the bucket when it is missing, once: after the first success this costs nothing.</summary>
+    public ValueTask<StorageStatus> EnsureBucketOnceAsync(CancellationToken cancellationToken) =>
+        _bucketExists ? ValueTask.FromResult(StorageStatus.Ok) : EnsureBucketAsync(cancellationToken);
+
+    /// <summary>Creates the bucket when it is missing (a HEAD of the bucket when it is there: a probe of the store).</summary>
     public async ValueTask<StorageStatus> EnsureBucketAsync(CancellationToken cancellationToken)
     {
         var (status, response) = await SendAsync(HttpMethod.Head, null, null, null, S3Signer.EmptyPayloadHash, cancellationToken).ConfigureAwait(false);
@@ -114,6 +119,7 @@ internal sealed partial class S3Client : IDisposable
         {
             if (status != StorageStatus.NotFound)
             {
+                _bucketExists = status == StorageStatus.Ok;
                 return status;
             }
         }
@@ -127,7 +133,9 @@ internal sealed partial class S3Client : IDisposable
             }
 
             // Created meanwhile by another replica (409 BucketAlreadyOwnedByYou): as good.
-            return status == StorageStatus.AlreadyExists ? StorageStatus.Ok : status;
+            status = status == StorageStatus.AlreadyExists ? StorageStatus.Ok : status;
+            _bucketExists = status == StorageStatus.Ok;
+            return status;
         }
     }
 
@@ -237,7 +245,12 @@ internal sealed partial class S3Client : IDisposable
             {
                 if (status != StorageStatus.Ok)
                 {
-                    Log.ListingFailed(_logger, prefix, status);
+                    // No bucket yet: nothing to list.
+                    if (status != StorageStatus.NotFound)
+                    {
+                        Log.ListingFailed(_logger, prefix, status);
+                    }
+
                     yield break;
                 }
 
@@ -253,55 +266,97 @@ internal sealed partial class S3Client : IDisposable
         while (continuation is not null);
     }
 
-    private static async Task<(List<S3ListEntry> Page, string? Continuation)> ReadListingAsync(Stream body, CancellationToken cancellationToken)
+    internal static async Task<(List<S3ListEntry> Page, string? Continuation)> ReadListingAsync(Stream body, CancellationToken cancellationToken)
     {
         var page = new List<S3ListEntry>();
         string? continuation = null;
         var truncated = false;
         using var reader = XmlReader.Create(body, new XmlReaderSettings { Async = true, DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, IgnoreWhitespace = true });
-        string? key = null;
-        long size = -1;
-        var modified = DateTimeOffset.MinValue;
-        var depthOfItem = -1;
-        while (await reader.ReadAsync().ConfigureAwait(false))
+        await reader.MoveToContentAsync().ConfigureAwait(false);
+        if (reader.IsEmptyElement || !await reader.ReadAsync().ConfigureAwait(false))
+        {
+            return (page, null);
+        }
+
+        // The children of ListBucketResult, one at a time: each branch leaves the reader on the next sibling.
+        while (reader.NodeType != XmlNodeType.EndElement && !reader.EOF)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (reader.NodeType == XmlNodeType.Element)
+            if (reader.NodeType != XmlNodeType.Element)
             {
-                switch (reader.LocalName)
-                {
-                    case "Contents" or "CommonPrefixes":
-                        depthOfItem = reader.Depth;
-                        key = null;
-                        size = -1;
-                        modified = DateTimeOffset.MinValue;
-                        break;
-                    case "Key" or "Prefix" when depthOfItem >= 0:
-                        key = await reader.ReadElementContentAsStringAsync().ConfigureAwait(false);
-                        continue;
-                    case "Size" when depthOfItem >= 0:
-                        size = long.TryParse(await reader.ReadElementContentAsStringAsync().ConfigureAwait(false), out var parsed) ? parsed : -1;
-                        continue;
-                    case "LastModified" when depthOfItem >= 0:
-                        modified = DateTimeOffset.TryParse(await reader.ReadElementContentAsStringAsync().ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture,
-                            System.Globalization.DateTimeStyles.AssumeUniversal, out var when) ? when : DateTimeOffset.MinValue;
-                        continue;
-                    case "IsTruncated":
-                        truncated = await reader.ReadElementContentAsStringAsync().ConfigureAwait(false) == "true";
-                        continue;
-                    case "NextContinuationToken":
-                        continuation = await reader.ReadElementContentAsStringAsync().ConfigureAwait(false);
-                        continue;
-                }
+                await reader.ReadAsync().ConfigureAwait(false);
+                continue;
             }
-            else if (reader.NodeType == XmlNodeType.EndElement && reader.Depth == depthOfItem && key is not null)
+
+            switch (reader.LocalName)
             {
-                page.Add(new S3ListEntry(key, reader.LocalName == "CommonPrefixes" ? -1 : size, modified));
-                depthOfItem = -1;
+                case "Contents" or "CommonPrefixes":
+                    var prefixes = reader.LocalName == "CommonPrefixes";
+                    var (key, size, modified) = await ReadItemAsync(reader).ConfigureAwait(false);
+                    if (key is not null)
+                    {
+                        page.Add(new S3ListEntry(key, prefixes ? -1 : size, modified));
+                    }
+
+                    break;
+                case "IsTruncated":
+                    truncated = await reader.ReadElementContentAsStringAsync().ConfigureAwait(false) == "true";
+                    break;
+                case "NextContinuationToken":
+                    continuation = await reader.ReadElementContentAsStringAsync().ConfigureAwait(false);
+                    break;
+                default:
+                    await reader.SkipAsync().ConfigureAwait(false);
+                    break;
             }
         }
 
         return (page, truncated ? continuation : null);
+    }
+
+    /// <summary>Reads one <c>Contents</c> or <c>CommonPrefixes</c> element whole, leaving the reader after it.</summary>
+    private static async Task<(string? Key, long Size, DateTimeOffset Modified)> ReadItemAsync(XmlReader reader)
+    {
+        string? key = null;
+        long size = -1;
+        var modified = DateTimeOffset.MinValue;
+        if (reader.IsEmptyElement)
+        {
+            await reader.ReadAsync().ConfigureAwait(false);
+            return (null, size, modified);
+        }
+
+        var depth = reader.Depth;
+        await reader.ReadAsync().ConfigureAwait(false);
+        while (!(reader.NodeType == XmlNodeType.EndElement && reader.Depth == depth) && !reader.EOF)
+        {
+            if (reader.NodeType != XmlNodeType.Element)
+            {
+                await reader.ReadAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            switch (reader.LocalName)
+            {
+                case "Key" or "Prefix":
+                    key = await reader.ReadElementContentAsStringAsync().ConfigureAwait(false);
+                    break;
+                case "Size":
+                    size = long.TryParse(await reader.ReadElementContentAsStringAsync().ConfigureAwait(false), System.Globalization.NumberStyles.None,
+                        System.Globalization.CultureInfo.InvariantCulture, out var parsed) ? parsed : -1;
+                    break;
+                case "LastModified":
+                    modified = DateTimeOffset.TryParse(await reader.ReadElementContentAsStringAsync().ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture,
+                        System.Globalization.DateTimeStyles.AssumeUniversal, out var when) ? when : DateTimeOffset.MinValue;
+                    break;
+                default:
+                    await reader.SkipAsync().ConfigureAwait(false);
+                    break;
+            }
+        }
+
+        await reader.ReadAsync().ConfigureAwait(false);
+        return (key, size, modified);
     }
 
     private enum ResponseBody

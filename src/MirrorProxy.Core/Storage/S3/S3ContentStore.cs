@@ -63,9 +63,12 @@ internal sealed partial class S3ContentStore : IContentStore
     public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken) =>
         throw new NotSupportedException("the shared store takes copies of stored objects, whose size and attributes are known");
 
-    /// <summary>Starts a conditional PUT that streams what is written.</summary>
-    public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginCopyAsync(Digest digest, long size, ContentAttributes attributes, CancellationToken cancellationToken) =>
-        ValueTask.FromResult<(StorageStatus, IContentWriter?)>((StorageStatus.Ok, new S3ContentWriter(this, digest, size, attributes)));
+    /// <summary>Starts a conditional PUT that streams what is written (creating the bucket first, the first time).</summary>
+    public async ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginCopyAsync(Digest digest, long size, ContentAttributes attributes, CancellationToken cancellationToken)
+    {
+        var bucket = await _client.EnsureBucketOnceAsync(cancellationToken).ConfigureAwait(false);
+        return bucket == StorageStatus.Ok ? (StorageStatus.Ok, new S3ContentWriter(this, digest, size, attributes)) : (bucket, null);
+    }
 
     public async ValueTask<ContentAttributes> GetAttributesAsync(Digest digest, CancellationToken cancellationToken)
     {

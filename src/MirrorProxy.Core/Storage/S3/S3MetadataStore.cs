@@ -46,6 +46,11 @@ internal sealed class S3MetadataStore : IMetadataStore
 
     public async ValueTask<StorageStatus> WriteAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
+        if (await _client.EnsureBucketOnceAsync(cancellationToken).ConfigureAwait(false) is not StorageStatus.Ok and var bucket)
+        {
+            return bucket;
+        }
+
         var body = new ReadOnlyMemoryContent(content);
         body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         return await _client.PutAsync(_root + key, body, S3Client.PayloadHash(content.Span), null, null, ifNoneMatch: false, cancellationToken).ConfigureAwait(false);

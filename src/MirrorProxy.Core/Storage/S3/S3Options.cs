@@ -37,6 +37,9 @@ public sealed class S3Options
     /// <summary>Budget for content in the bucket; the replica holding the leader lease evicts unpinned content, least recently used first. None: the bucket grows.</summary>
     public ByteSize? MaxSize { get; set; }
 
+    /// <summary>How often the leader checks the bucket against <see cref="MaxSize"/> (one listing of the bucket each time).</summary>
+    public TimeSpan EvictionInterval { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Time to answer headers for one request, and longest silence while a body streams.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -109,7 +112,11 @@ internal sealed partial class S3OptionsValidator : IValidateOptions<S3Options>
             failures.Add($"{Key}:MaxSize: must be positive, got {options.MaxSize}");
         }
 
-        foreach (var (value, key) in new[] { (options.RequestTimeout, "RequestTimeout"), (options.ConnectTimeout, "ConnectTimeout"), (options.BreakDuration, "BreakDuration") })
+        foreach (var (value, key) in new[]
+                 {
+                     (options.RequestTimeout, "RequestTimeout"), (options.ConnectTimeout, "ConnectTimeout"), (options.BreakDuration, "BreakDuration"),
+                     (options.EvictionInterval, "EvictionInterval"),
+                 })
         {
             if (value <= TimeSpan.Zero)
             {
