@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Offline-readiness check: could this cluster keep running if the internet went away now?
 #
-#   images        every image the cluster's pods use is complete in the mirror (mirrorproxy check)
+#   images        every image the cluster's pods use (and every chart in CHARTS) is complete in the mirror (mirrorproxy check)
 #   dns           the internal names (mirror.internal by default) resolve on this host
 #   time          this host's clock is synchronised (chrony), so certificates stay valid
 #   certificates  every cert-manager Certificate is Ready
@@ -15,6 +15,7 @@
 #   MIRROR_CA    the CA certificate of the mirror's certificate, passed as --ca (or set SSL_CERT_FILE) []
 #   PLATFORMS    platforms that must be complete: all, or e.g. linux/arm64 [all]
 #   DNS_NAMES    names that must resolve, separated by spaces or commas [mirror.internal]
+#   CHARTS       Helm charts that must be complete too, separated by spaces: helm:REPOSITORY/CHART@VERSION []
 #   KUBECTL, MIRRORPROXY, CHRONYC, GETENT   the commands to run [kubectl, mirrorproxy, chronyc, getent]
 set -euo pipefail
 
@@ -39,6 +40,7 @@ MIRROR_URL=${MIRROR_URL:-https://mirror.internal:5000}
 MIRROR_CA=${MIRROR_CA:-}
 PLATFORMS=${PLATFORMS:-all}
 DNS_NAMES=${DNS_NAMES:-mirror.internal}
+CHARTS=${CHARTS:-}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -103,10 +105,11 @@ check_images() {
     return 0
   fi
 
-  local rc=0 ca=()
+  local rc=0 ca=() charts=()
   [[ -n $MIRROR_CA ]] && ca=(--ca "$MIRROR_CA")
+  read -r -a charts <<<"$CHARTS"
   # The mirror's own image is reported as not mirrored (nodes side-load it), which does not fail the check.
-  printf '%s\n' "$images" |
+  { printf '%s\n' "$images"; [[ ${#charts[@]} -eq 0 ]] || printf '%s\n' "${charts[@]}"; } |
     "$MIRRORPROXY" check --server "$MIRROR_URL" "${ca[@]}" --images - --platform "$PLATFORMS" >"$work/check.out" 2>"$work/check.err" || rc=$?
 
   # One line per image, then a summary line: the summary goes into the verdict, every image that is not

@@ -3,6 +3,7 @@ using System.Text.Json;
 using MirrorProxy.Bundles;
 using MirrorProxy.Hosting;
 using MirrorProxy.Resilience;
+using MirrorProxy.Selection;
 using MirrorProxy.Upstream;
 using MirrorProxy.WarmUp;
 using Microsoft.AspNetCore.Builder;
@@ -37,6 +38,7 @@ internal static class AdminEndpoints
                     statusCode: StatusCodes.Status403Forbidden));
         admin.MapPinEndpoints();
         admin.MapBundleEndpoints();
+        admin.MapSeenRepositoryEndpoints();
 
         admin.MapGet("/offline", static (OfflineMode offline) => Results.Json(new OfflineState(offline.IsEnabled), AdminJsonContext.Default.OfflineState));
         admin.MapPut("/offline", static (OfflineMode offline, bool? enabled) =>

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Common;
+using MirrorProxy.Helm;
 using MirrorProxy.Upstream;
 
 namespace MirrorProxy.Auth;
@@ -15,8 +16,8 @@ internal enum AccessDecision
 }
 
 /// <summary>
-/// Who may pull what: anonymous upstreams are open to everyone; the others to authenticated users, and, when
-/// <c>Auth:Rules</c> exist, only to the users the first matching rule names.
+/// Who may pull what: anonymous upstreams (and Helm repositories) are open to everyone; the others to authenticated
+/// users, and, when <c>Auth:Rules</c> exist, only to the users a matching rule names.
 /// </summary>
 internal sealed class AccessPolicy
 {
@@ -29,9 +30,20 @@ internal sealed class AccessPolicy
             .ToArray();
     }
 
-    public AccessDecision Decide(ClientIdentity identity, UpstreamRegistry upstream, string repository)
+    public AccessDecision Decide(ClientIdentity identity, UpstreamRegistry upstream, string repository) =>
+        Decide(identity, upstream.IsPublic, upstream.Names, repository);
+
+    /// <summary>
+    /// A classic Helm repository, whose name stands for an upstream's in the rules: a rule's repository glob matches
+    /// chart names, and the index (<paramref name="chart"/> null), which names every chart, is open to any user a rule
+    /// allows for the repository.
+    /// </summary>
+    public AccessDecision Decide(ClientIdentity identity, HelmRepository repository, string? chart) =>
+        Decide(identity, repository.IsPublic, repository.Names, chart);
+
+    private AccessDecision Decide(ClientIdentity identity, bool isPublic, IReadOnlyList<string> names, string? repository)
     {
-        if (upstream.IsPublic || identity.IsOperator)
+        if (isPublic || identity.IsOperator)
         {
             return AccessDecision.Allowed;
         }
@@ -49,8 +61,8 @@ internal sealed class AccessPolicy
         foreach (var (users, ruleUpstream, repositoryPattern) in _rules)
         {
             if (users.Any(u => u.IsMatch(identity.User!))
-                && (ruleUpstream is null || upstream.Names.Contains(ruleUpstream, StringComparer.OrdinalIgnoreCase))
-                && (repositoryPattern is null || repositoryPattern.IsMatch(repository)))
+                && (ruleUpstream is null || names.Contains(ruleUpstream, StringComparer.OrdinalIgnoreCase))
+                && (repositoryPattern is null || repository is null || repositoryPattern.IsMatch(repository)))
             {
                 return AccessDecision.Allowed;
             }

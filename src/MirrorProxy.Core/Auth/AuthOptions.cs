@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using MirrorProxy.Helm;
 using MirrorProxy.Hosting;
 using MirrorProxy.Upstream;
 
@@ -21,7 +22,8 @@ public sealed class AuthOptions
     /// <summary>
     /// Which users may pull from which upstream and repository; the first rule that names the user, the upstream
     /// and the repository allows; when rules exist and none matches, the pull is refused. Without rules any
-    /// authenticated user may pull from any upstream. Anonymous upstreams are open to everyone either way.
+    /// authenticated user may pull from any upstream. Anonymous upstreams are open to everyone either way. A Helm
+    /// repository's name stands where an upstream's does, and its chart names where repositories do.
     /// </summary>
     public List<AuthRule> Rules { get; set; } = [];
 }
@@ -37,7 +39,7 @@ public sealed class AuthRule
 }
 
 /// <summary>Checks <see cref="AuthOptions"/> at start, against the configured upstreams; every failure names its key.</summary>
-internal sealed class AuthOptionsValidator(IOptions<UpstreamSetOptions> upstreams) : IValidateOptions<AuthOptions>
+internal sealed class AuthOptionsValidator(IOptions<UpstreamSetOptions> upstreams, IOptions<HelmOptions> helm) : IValidateOptions<AuthOptions>
 {
     private const string Key = AuthOptions.SectionName;
 
@@ -62,6 +64,7 @@ internal sealed class AuthOptionsValidator(IOptions<UpstreamSetOptions> upstream
         }
 
         var names = upstreams.Value.AllNames();
+        var helmNames = helm.Value.HelmRepositories.Select(r => r.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < options.Rules.Count; i++)
         {
             var rule = options.Rules[i];
@@ -70,9 +73,9 @@ internal sealed class AuthOptionsValidator(IOptions<UpstreamSetOptions> upstream
                 failures.Add($"{Key}:Rules:{i}:Users: at least one user name or glob is required");
             }
 
-            if (rule.Upstream is { Length: > 0 } upstream && !names.Contains(upstream))
+            if (rule.Upstream is { Length: > 0 } upstream && !names.Contains(upstream) && !helmNames.Contains(upstream))
             {
-                failures.Add($"{Key}:Rules:{i}:Upstream: '{upstream}' is not the name or alias of a configured upstream");
+                failures.Add($"{Key}:Rules:{i}:Upstream: '{upstream}' is not the name or alias of a configured upstream, nor the name of a Helm repository");
             }
         }
 

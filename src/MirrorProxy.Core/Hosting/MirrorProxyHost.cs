@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Admin;
+using MirrorProxy.Helm;
 using MirrorProxy.Metrics;
 using MirrorProxy.Readiness;
 using MirrorProxy.Protocol;
@@ -93,7 +94,7 @@ internal static class MirrorProxyHost
         return app;
     }
 
-    /// <summary>An upstream with credentials is private by default: without users, no client can pull from it.</summary>
+    /// <summary>An upstream (or Helm repository) with credentials is private by default: without users, no client can pull from it.</summary>
     private static void WarnAboutUnreachablePrivateUpstreams(IServiceProvider services)
     {
         if (services.GetRequiredService<Auth.ClientAuthenticator>().Enabled)
@@ -107,6 +108,13 @@ internal static class MirrorProxyHost
             logger.LogWarning(new EventId(7020, "PrivateUpstreamWithoutUsers"),
                 "Upstream {Upstream} has credentials and is private (Anonymous is false), but MirrorProxy:Auth:HtpasswdFile names no users: no client can pull through it. Configure users, or set its Anonymous to true to share what its credentials can read with every client",
                 upstream.Name);
+        }
+
+        foreach (var repository in services.GetRequiredService<HelmRepositorySet>().All.Where(r => !r.IsPublic))
+        {
+            logger.LogWarning(new EventId(7021, "PrivateHelmRepositoryWithoutUsers"),
+                "Helm repository {Repository} has credentials and is private (Anonymous is false), but MirrorProxy:Auth:HtpasswdFile names no users: no client can read it through the mirror. Configure users, or set its Anonymous to true to share what its credentials can read with every client",
+                repository.Name);
         }
     }
 
@@ -131,6 +139,7 @@ internal static class MirrorProxyHost
 
         var handler = app.Services.GetRequiredService<RegistryHandler>();
         app.Map("/v2", branch => branch.Run(handler.HandleAsync));
+        app.MapHelmRepositories();
         app.MapHealthEndpoints();
         app.MapStatusEndpoints();
         app.MapStatusPage();

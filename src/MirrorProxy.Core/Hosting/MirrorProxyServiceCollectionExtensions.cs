@@ -8,6 +8,7 @@ using MirrorProxy.Auth;
 using MirrorProxy.Bundles;
 using MirrorProxy.Cache;
 using MirrorProxy.Common;
+using MirrorProxy.Helm;
 using MirrorProxy.Coordination;
 using MirrorProxy.Metrics;
 using MirrorProxy.Protocol;
@@ -99,6 +100,7 @@ internal static class MirrorProxyServiceCollectionExtensions
         services.TryAddSingleton<RegistryHandler>();
         services.AddMirrorProxyStatus();
         services.TryAddSingleton<ImageCheckService>();
+        services.AddHelmRepositories(root);
         services.AddHostedService(static sp => sp.GetRequiredService<BackgroundWork>());
         services.AddBundles();
         return services;

@@ -86,7 +86,11 @@ internal sealed partial class BlobService
     /// Resolves a blob for a GET (with a body to send, which the caller disposes) or a HEAD (length only): hit,
     /// join, start, or relay.
     /// </summary>
-    public async ValueTask<BlobResult> GetAsync(Route route, Digest digest, bool headOnly, CancellationToken cancellationToken)
+    public ValueTask<BlobResult> GetAsync(Route route, Digest digest, bool headOnly, CancellationToken cancellationToken) =>
+        GetAsync(new BlobOrigin(route.Upstream, route.Repository), digest, headOnly, cancellationToken);
+
+    /// <summary>The same, for a blob any upstream can serve by digest (a registry's repository, a Helm chart's URL).</summary>
+    public async ValueTask<BlobResult> GetAsync(BlobOrigin route, Digest digest, bool headOnly, CancellationToken cancellationToken)
     {
         if (await TryCachedAsync(route, digest, headOnly, cancellationToken).ConfigureAwait(false) is { } hit)
         {
@@ -137,13 +141,20 @@ internal sealed partial class BlobService
     }
 
     /// <summary>
+    /// The cached blob with a body to send, or null when the cache does not hold it whole; never downloads. Private
+    /// content is shown as for any request (<see cref="BlobStatus.NotFound"/> when the route's upstream cannot show it holds it).
+    /// </summary>
+    public ValueTask<BlobResult?> GetCachedAsync(BlobOrigin route, Digest digest, CancellationToken cancellationToken) =>
+        TryCachedAsync(route, digest, headOnly: false, cancellationToken);
+
+    /// <summary>
     /// The cached blob, or null when the cache does not hold it whole (a damaged copy is quarantined on the way).
     /// Content a private upstream brought in is served through another upstream's route only once that upstream
     /// has shown it holds it too; when it cannot, the answer is 404, as if it were not cached.
     /// </summary>
-    private async ValueTask<BlobResult?> TryCachedAsync(Route route, Digest digest, bool headOnly, CancellationToken cancellationToken)
+    private async ValueTask<BlobResult?> TryCachedAsync(BlobOrigin route, Digest digest, bool headOnly, CancellationToken cancellationToken)
     {
-        if (_cache.Hot.TryGet(digest.Value, out var hot) && IsVisible(hot.Info, route))
+        if (_cache.Hot.TryGet(digest.Value, out var hot) && IsVisible(hot.Info, route.Upstream.Name))
         {
             _cache.Touch(digest, hot.Info);
             return new BlobResult(BlobStatus.Hit, headOnly ? null : new MemoryBlobBody(hot.Content), hot.Content.Length);
@@ -155,10 +166,9 @@ internal sealed partial class BlobService
         }
 
         entry = await _cache.ResolveAsync(digest, entry, cancellationToken).ConfigureAwait(false);
-        if (!IsVisible(entry, route))
+        if (!IsVisible(entry, route.Upstream.Name))
         {
-            using var proof = await route.Upstream.SendAsync(
-                new UpstreamRequest(HttpMethod.Head, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, cancellationToken).ConfigureAwait(false);
+            using var proof = await route.Upstream.SendBlobAsync(HttpMethod.Head, route.Location, digest, cancellationToken).ConfigureAwait(false);
             if (!proof.IsSuccess)
             {
                 return new BlobResult(BlobStatus.NotFound, null, null)
@@ -214,19 +224,21 @@ internal sealed partial class BlobService
     }
 
     /// <summary>Whether cached content may be served through this route without further proof.</summary>
-    internal static bool IsVisible(in ContentEntry entry, in Route route) =>
-        entry.Kind != ContentKind.Unknown && (entry.Origins.IsPublic || entry.Origins.Contains(route.Upstream.Name));
+    internal static bool IsVisible(in ContentEntry entry, in Route route) => IsVisible(entry, route.Upstream.Name);
+
+    /// <summary>Whether cached content may be served through the routes of <paramref name="upstream"/> (an upstream's or a Helm repository's origin name) without further proof.</summary>
+    internal static bool IsVisible(in ContentEntry entry, string upstream) =>
+        entry.Kind != ContentKind.Unknown && (entry.Origins.IsPublic || entry.Origins.Contains(upstream));
 
     /// <summary>HEAD of a blob the cache lacks: the download in progress knows its length, else the upstream is asked.</summary>
-    private async ValueTask<BlobResult> HeadUncachedAsync(Route route, Digest digest, CancellationToken cancellationToken)
+    private async ValueTask<BlobResult> HeadUncachedAsync(BlobOrigin route, Digest digest, CancellationToken cancellationToken)
     {
         if (_active.TryGetValue(digest.Value, out var running) && running.Length is { } length && !running.IsFailed)
         {
             return new BlobResult(BlobStatus.Joined, null, length);
         }
 
-        using var response = await route.Upstream.SendAsync(
-            new UpstreamRequest(HttpMethod.Head, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, cancellationToken).ConfigureAwait(false);
+        using var response = await route.Upstream.SendBlobAsync(HttpMethod.Head, route.Location, digest, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccess)
         {
             return Failure(response.Outcome, response.RetryAfter, response.Detail);
@@ -238,10 +250,9 @@ internal sealed partial class BlobService
     }
 
     /// <summary>Streams the blob from the upstream to this one client without keeping it.</summary>
-    private async ValueTask<BlobResult> RelayAsync(Route route, Digest digest, CancellationToken cancellationToken)
+    private async ValueTask<BlobResult> RelayAsync(BlobOrigin route, Digest digest, CancellationToken cancellationToken)
     {
-        var response = await route.Upstream.SendAsync(
-            new UpstreamRequest(HttpMethod.Get, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, cancellationToken).ConfigureAwait(false);
+        var response = await route.Upstream.SendBlobAsync(HttpMethod.Get, route.Location, digest, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccess)
         {
             response.Dispose();
@@ -267,7 +278,7 @@ internal sealed partial class BlobService
     /// Joins the download of <paramref name="digest"/>, starting it when none runs. The caller holds a reader
     /// reference on the returned ingest and must release it.
     /// </summary>
-    private BlobIngest JoinOrStart(Digest digest, Route route, out bool joined)
+    private BlobIngest JoinOrStart(Digest digest, BlobOrigin route, out bool joined)
     {
         while (true)
         {
@@ -295,7 +306,7 @@ internal sealed partial class BlobService
         }
     }
 
-    private async Task RunAsync(BlobIngest ingest, Route route, CancellationToken stopping)
+    private async Task RunAsync(BlobIngest ingest, BlobOrigin route, CancellationToken stopping)
     {
         var digest = ingest.Digest;
         var upstream = route.Upstream;
@@ -322,8 +333,7 @@ internal sealed partial class BlobService
                 return;
             }
 
-            using var response = await upstream.SendAsync(
-                new UpstreamRequest(HttpMethod.Get, route.Repository, "blobs/" + digest.Value) { IsBlob = true }, stopping).ConfigureAwait(false);
+            using var response = await upstream.SendBlobAsync(HttpMethod.Get, route.Location, digest, stopping).ConfigureAwait(false);
             if (!response.IsSuccess)
             {
                 ingest.SetStarted(new IngestStart(response.Outcome, null, response.RetryAfter, response.Detail));
@@ -333,7 +343,7 @@ internal sealed partial class BlobService
             var length = response.Message!.Content.Headers.ContentLength;
             if (length > _budget.MaxBlobSize)
             {
-                Log.BlobNotKept(_logger, upstream.Name, route.Repository, digest.Value, length.Value, _budget.MaxBlobSize);
+                Log.BlobNotKept(_logger, upstream.Name, route.Location, digest.Value, length.Value, _budget.MaxBlobSize);
                 ingest.SetStarted(new IngestStart(UpstreamOutcome.Success, length, null, null) { NotKept = true });
                 return;
             }
@@ -367,11 +377,11 @@ internal sealed partial class BlobService
 
             if (outcome == DownloadOutcome.Stored)
             {
-                Log.BlobFetched(_logger, upstream.Name, route.Repository, digest.Value, ingest.Written, _time.GetElapsedTime(started).TotalMilliseconds);
+                Log.BlobFetched(_logger, upstream.Name, route.Location, digest.Value, ingest.Written, _time.GetElapsedTime(started).TotalMilliseconds);
             }
             else
             {
-                await ReportFailureAsync(upstream, route.Repository, digest, ingest, outcome).ConfigureAwait(false);
+                await ReportFailureAsync(upstream, route.Location, digest, ingest, outcome).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -381,7 +391,7 @@ internal sealed partial class BlobService
         catch (Exception ex) when (ex is IOException or HttpRequestException)
         {
             outcome = DownloadOutcome.BrokenOff;
-            Log.BlobFailed(_logger, upstream.Name, route.Repository, digest.Value, ingest.Written, outcome);
+            Log.BlobFailed(_logger, upstream.Name, route.Location, digest.Value, ingest.Written, outcome);
         }
         finally
         {
@@ -404,7 +414,7 @@ internal sealed partial class BlobService
         }
     }
 
-    private async ValueTask ReportFailureAsync(UpstreamRegistry upstream, string repository, Digest digest, BlobIngest ingest, DownloadOutcome outcome)
+    private async ValueTask ReportFailureAsync(IBlobUpstream upstream, string repository, Digest digest, BlobIngest ingest, DownloadOutcome outcome)
     {
         Log.BlobFailed(_logger, upstream.Name, repository, digest.Value, ingest.Written, outcome);
         switch (outcome)

@@ -19,12 +19,14 @@ internal sealed class ImageCheckService
     private readonly MirrorCache _cache;
     private readonly UpstreamRouter _router;
     private readonly AccessPolicy _access;
+    private readonly Helm.HelmChartCheck _charts;
 
-    public ImageCheckService(MirrorCache cache, UpstreamRouter router, AccessPolicy access)
+    public ImageCheckService(MirrorCache cache, UpstreamRouter router, AccessPolicy access, Helm.HelmChartCheck charts)
     {
         _cache = cache;
         _router = router;
         _access = access;
+        _charts = charts;
     }
 
     /// <summary>Checks images for <paramref name="identity"/>: what it may not pull is reported missing, with nothing about its content.</summary>
@@ -41,6 +43,11 @@ internal sealed class ImageCheckService
 
     public async Task<ImageCheckResult> CheckAsync(string image, PlatformSelection platforms, ClientIdentity identity, CancellationToken cancellationToken)
     {
+        if (Helm.ChartReference.IsChart(image))
+        {
+            return await _charts.CheckAsync(image, identity, cancellationToken).ConfigureAwait(false);
+        }
+
         if (!ImageReference.TryParse(image, out var reference, out var error))
         {
             return new ImageCheckResult(image, null, ImageStatus.Invalid, [error], [], TagMissing: false);

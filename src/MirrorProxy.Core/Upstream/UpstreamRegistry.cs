@@ -32,7 +32,7 @@ internal readonly record struct UpstreamRequest(HttpMethod Method, string Reposi
 /// redirect following that never carries <c>Authorization</c> to another host, and time-to-headers timeouts.
 /// Every outcome is returned as a value.
 /// </summary>
-internal sealed partial class UpstreamRegistry : IDisposable
+internal sealed partial class UpstreamRegistry : IDisposable, PullThrough.IBlobUpstream
 {
     public const int MaxRedirects = 10;
     private static readonly ProductInfoHeaderValue UserAgent = new("mirrorproxy", "1.0");
@@ -163,6 +163,10 @@ internal sealed partial class UpstreamRegistry : IDisposable
     private static bool IsHtml(HttpResponseMessage response) =>
         MediaTypes.StripParameters(response.Content.Headers.ContentType?.MediaType) is { } type
         && (type.Equals("text/html", StringComparison.OrdinalIgnoreCase) || type.Equals("application/xhtml+xml", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>A blob of a repository: <c>GET /v2/&lt;repository&gt;/blobs/&lt;digest&gt;</c>.</summary>
+    public ValueTask<UpstreamResponse> SendBlobAsync(HttpMethod method, string location, Digest digest, CancellationToken cancellationToken) =>
+        SendAsync(new UpstreamRequest(method, location, "blobs/" + digest.Value) { IsBlob = true }, cancellationToken);
 
     /// <summary>A failure after the headers (see <see cref="UpstreamResilience.ReportBodyFailureAsync"/>).</summary>
     public ValueTask ReportBodyFailureAsync(bool transport, string detail) => Resilience.ReportBodyFailureAsync(transport, detail);
@@ -349,7 +353,7 @@ internal sealed partial class UpstreamRegistry : IDisposable
         return (reader.ReadLine() ?? "").Trim();
     }
 
-    private static HttpMessageInvoker CreateInvoker(UpstreamOptions options) => new(new SocketsHttpHandler
+    internal static HttpMessageInvoker CreateInvoker(UpstreamOptions options) => new(new SocketsHttpHandler
     {
         AllowAutoRedirect = false,
         AutomaticDecompression = DecompressionMethods.None,

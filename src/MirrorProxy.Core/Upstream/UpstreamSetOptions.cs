@@ -46,6 +46,42 @@ internal sealed class UpstreamSetOptionsValidator : IValidateOptions<UpstreamSet
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
+    /// <summary>Basic credentials and a CA bundle, as a registry upstream and a Helm repository take them; failures name <paramref name="key"/>.</summary>
+    internal static void ValidateCredentials(string key, string? username, string? password, string? passwordFile, string? caFile, List<string> failures)
+    {
+        if (password is not null && passwordFile is not null)
+        {
+            failures.Add($"{key}: set Password or PasswordFile, not both");
+        }
+
+        if ((password is not null || passwordFile is not null) && string.IsNullOrEmpty(username))
+        {
+            failures.Add($"{key}:Username: required when a password is set");
+        }
+
+        if (passwordFile is not null && !File.Exists(passwordFile))
+        {
+            failures.Add($"{key}:PasswordFile: '{passwordFile}' does not exist");
+        }
+
+        if (caFile is not null)
+        {
+            try
+            {
+                var bundle = new X509Certificate2Collection();
+                bundle.ImportFromPemFile(caFile);
+                if (bundle.Count == 0)
+                {
+                    failures.Add($"{key}:CaFile: '{caFile}' holds no PEM certificate");
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
+            {
+                failures.Add($"{key}:CaFile: cannot read '{caFile}': {ex.Message}");
+            }
+        }
+    }
+
     private static void ValidateUpstream(UpstreamOptions upstream, string key, HashSet<string> names, List<string> failures)
     {
         if (string.IsNullOrWhiteSpace(upstream.Name))
@@ -85,37 +121,7 @@ internal sealed class UpstreamSetOptionsValidator : IValidateOptions<UpstreamSet
             failures.Add($"{key}:Url: the path prefix '{prefix}' is not a valid repository path");
         }
 
-        if (upstream.Password is not null && upstream.PasswordFile is not null)
-        {
-            failures.Add($"{key}: set Password or PasswordFile, not both");
-        }
-
-        if ((upstream.Password is not null || upstream.PasswordFile is not null) && string.IsNullOrEmpty(upstream.Username))
-        {
-            failures.Add($"{key}:Username: required when a password is set");
-        }
-
-        if (upstream.PasswordFile is not null && !File.Exists(upstream.PasswordFile))
-        {
-            failures.Add($"{key}:PasswordFile: '{upstream.PasswordFile}' does not exist");
-        }
-
-        if (upstream.CaFile is { } caFile)
-        {
-            try
-            {
-                var bundle = new X509Certificate2Collection();
-                bundle.ImportFromPemFile(caFile);
-                if (bundle.Count == 0)
-                {
-                    failures.Add($"{key}:CaFile: '{caFile}' holds no PEM certificate");
-                }
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
-            {
-                failures.Add($"{key}:CaFile: cannot read '{caFile}': {ex.Message}");
-            }
-        }
+        ValidateCredentials(key, upstream.Username, upstream.Password, upstream.PasswordFile, upstream.CaFile, failures);
 
         if ((upstream.ClientCertificateFile is null) != (upstream.ClientKeyFile is null))
         {

@@ -8,7 +8,11 @@ using Microsoft.AspNetCore.Routing;
 namespace MirrorProxy.WarmUp;
 
 /// <summary>The body of <c>PUT /admin/pins/{name}</c>.</summary>
-internal sealed record PinSetRequest(IReadOnlyList<string> Images, string? Platforms);
+internal sealed record PinSetRequest(IReadOnlyList<string> Images, string? Platforms)
+{
+    /// <summary>The selection rules the images were resolved from, recorded with the set.</summary>
+    public Selection.SelectionRecord? Selection { get; init; }
+}
 
 internal sealed record PinSetSummary(string Name, int Images, int Digests, int Missing, string Platforms, DateTimeOffset UpdatedAt);
 
@@ -66,7 +70,7 @@ internal static class PinEndpoints
 
             var results = await checker.CheckAsync(images, platforms!, Auth.ClientIdentity.Operator, context.RequestAborted).ConfigureAwait(false);
             var digests = results.SelectMany(r => r.Content).Select(c => c.Digest).Distinct(StringComparer.Ordinal).ToArray();
-            var set = new PinSet(name, [.. images], platforms!.ToString(), time.GetUtcNow(), digests);
+            var set = new PinSet(name, [.. images], platforms!.ToString(), time.GetUtcNow(), digests) { Selection = request.Selection };
             if (await pins.PutAsync(set, context.RequestAborted).ConfigureAwait(false) is not Storage.StorageStatus.Ok and var status)
             {
                 return Results.Problem(title: $"the pin set could not be stored: {Storage.StorageErrors.Label(status)}", statusCode: StatusCodes.Status503ServiceUnavailable);

@@ -11,7 +11,12 @@ using MirrorProxy.Storage;
 namespace MirrorProxy.WarmUp;
 
 /// <summary>A named list of images and every digest reachable from them when the set was last written.</summary>
-internal sealed record PinSet(string Name, IReadOnlyList<string> Images, string Platforms, DateTimeOffset UpdatedAt, IReadOnlyList<string> Digests);
+internal sealed record PinSet(string Name, IReadOnlyList<string> Images, string Platforms, DateTimeOffset UpdatedAt, IReadOnlyList<string> Digests)
+{
+    /// <summary>The selection rules the images were resolved from, when they were (absent from older pin files).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Selection.SelectionRecord? Selection { get; init; }
+}
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
 [JsonSerializable(typeof(PinSet))]

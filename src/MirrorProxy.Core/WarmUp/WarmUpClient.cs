@@ -51,11 +51,15 @@ internal sealed class WarmUpClient
     }
 
     /// <summary>Replaces a pin set with <paramref name="images"/>. Returns null on success, else why it failed.</summary>
-    public async Task<string?> PinAsync(string set, IReadOnlyList<string> images, PlatformSelection platforms, CancellationToken cancellationToken)
+    public Task<string?> PinAsync(string set, IReadOnlyList<string> images, PlatformSelection platforms, CancellationToken cancellationToken) =>
+        PinAsync(set, images, platforms, null, cancellationToken);
+
+    /// <summary>Replaces a pin set with <paramref name="images"/>, recording the selection they were resolved from.</summary>
+    public async Task<string?> PinAsync(string set, IReadOnlyList<string> images, PlatformSelection platforms, Selection.SelectionRecord? selection, CancellationToken cancellationToken)
     {
         try
         {
-            using var response = await _http.PutAsJsonAsync($"/admin/pins/{Uri.EscapeDataString(set)}", new PinSetRequest(images, platforms.ToString()),
+            using var response = await _http.PutAsJsonAsync($"/admin/pins/{Uri.EscapeDataString(set)}", new PinSetRequest(images, platforms.ToString()) { Selection = selection },
                 PinApiJsonContext.Default.PinSetRequest, cancellationToken).ConfigureAwait(false);
             return response.IsSuccessStatusCode ? null : $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}";
         }
@@ -67,6 +71,11 @@ internal sealed class WarmUpClient
 
     private async Task<WarmImageResult> WarmOneAsync(string image, PlatformSelection platforms, IWarmUpProgress progress, CancellationToken cancellationToken)
     {
+        if (Helm.ChartReference.IsChart(image))
+        {
+            return await Helm.ChartWarmUp.WarmAsync(_http, image, progress, cancellationToken).ConfigureAwait(false);
+        }
+
         if (!ImageReference.TryParse(image, out var reference, out var error))
         {
             return new WarmImageResult(image, null, false, false, 0, 0, error);
@@ -130,9 +139,13 @@ internal sealed class WarmUpClient
         }
     }
 
-    private async Task<ImageCheckResult> CheckAsync(string reference, PlatformSelection platforms, CancellationToken cancellationToken)
+    private Task<ImageCheckResult> CheckAsync(string reference, PlatformSelection platforms, CancellationToken cancellationToken) =>
+        CheckOneAsync(_http, reference, platforms.ToString(), cancellationToken);
+
+    /// <summary>The mirror's check of one reference (an image, or a chart) for <paramref name="platforms"/>.</summary>
+    internal static async Task<ImageCheckResult> CheckOneAsync(HttpClient mirror, string reference, string platforms, CancellationToken cancellationToken)
     {
-        using var response = await _http.PostAsJsonAsync("/status/images", new ImageCheckRequest([reference], platforms.ToString()),
+        using var response = await mirror.PostAsJsonAsync("/status/images", new ImageCheckRequest([reference], platforms),
             ImageCheckJsonContext.Default.ImageCheckRequest, cancellationToken).ConfigureAwait(false);
         response.EnsureSuccessStatusCode();
         var body = await response.Content.ReadFromJsonAsync(ImageCheckJsonContext.Default.ImageCheckResponse, cancellationToken).ConfigureAwait(false);
@@ -181,6 +194,12 @@ internal sealed class WarmUpClient
             return (0, await DescribeErrorAsync(response, cancellationToken).ConfigureAwait(false));
         }
 
+        return (await DrainAsync(response, onProgress, cancellationToken).ConfigureAwait(false), null);
+    }
+
+    /// <summary>Reads a response's body to its end through a pooled buffer and discards it, reporting the bytes read so far; their number.</summary>
+    internal static async Task<long> DrainAsync(HttpResponseMessage response, Action<long>? onProgress, CancellationToken cancellationToken)
+    {
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
@@ -193,7 +212,7 @@ internal sealed class WarmUpClient
                 onProgress?.Invoke(total);
             }
 
-            return (total, null);
+            return total;
         }
         finally
         {

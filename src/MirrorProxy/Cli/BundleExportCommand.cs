@@ -1,13 +1,17 @@
 using System.CommandLine;
 using System.Security.Cryptography;
 using MirrorProxy.Bundles;
+using MirrorProxy.Helm;
 using MirrorProxy.Hosting;
 using MirrorProxy.Oci;
 using MirrorProxy.Readiness;
 
 namespace MirrorProxy.Cli;
 
-/// <summary><c>mirrorproxy bundle export</c>: cuts a signed bundle from a running (connected) mirror.</summary>
+/// <summary>
+/// <c>mirrorproxy bundle export</c>: cuts a signed bundle from a running (connected) mirror, of the images a list
+/// names, selection rules select (resolved through the mirror, as for warm), or both. Images only: no Helm charts.
+/// </summary>
 internal static class BundleExportCommand
 {
     public static Command Create()
@@ -25,16 +29,17 @@ internal static class BundleExportCommand
         {
             server, images, platform, inventory, signKey, output, splitSize, tokenFile, ca,
         };
+        var selection = SelectionOptions.AddTo(command, images);
         command.SetAction((parse, cancellationToken) => RunAsync(
-            parse.GetValue(server)!, parse.GetValue(images)!, parse.GetValue(platform), parse.GetValue(inventory), parse.GetValue(signKey)!,
-            parse.GetValue(output)!, parse.GetValue(splitSize), parse.GetValue(tokenFile), parse.GetValue(ca),
+            parse.GetValue(server)!, parse.GetValue(images), parse.GetValue(platform), parse.GetValue(inventory), parse.GetValue(signKey)!,
+            parse.GetValue(output)!, parse.GetValue(splitSize), parse.GetValue(tokenFile), parse.GetValue(ca), selection.Read(parse),
             parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken));
         return command;
     }
 
     private static async Task<int> RunAsync(
-        Uri server, string imagesSource, string? platformText, string? inventory, string signKeyFile, string output, string? splitText, string? tokenFile, string? caFile,
-        TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+        Uri server, string? imagesSource, string? platformText, string? inventory, string signKeyFile, string output, string? splitText, string? tokenFile, string? caFile,
+        SelectionArguments selection, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         if (!PlatformSelection.TryParse(platformText, out var platforms, out var platformError))
         {
@@ -91,15 +96,8 @@ internal static class BundleExportCommand
         }
 
         using var signingKey = key;
-        if (await ClientOptions.ReadImagesAsync(imagesSource, stderr, cancellationToken).ConfigureAwait(false) is not { } text)
+        if (await SelectionOptions.ReadImagesAsync(imagesSource, stderr, cancellationToken).ConfigureAwait(false) is not { } text)
         {
-            return 2;
-        }
-
-        var (list, skippedIds) = ImageList.Parse(text);
-        if (list.Count == 0)
-        {
-            await stderr.WriteLineAsync("--images: the list names no image").ConfigureAwait(false);
             return 2;
         }
 
@@ -110,6 +108,41 @@ internal static class BundleExportCommand
         }
 
         using var http = await ClientOptions.CreateAdminClientAsync(server, trust, tokenFile, cancellationToken).ConfigureAwait(false);
+        var (list, skippedIds) = ImageList.Parse(text);
+        SelectionOutcome selected;
+        try
+        {
+            selected = await selection.ApplyAsync(http, list, platformText, stdout, stderr, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            await stderr.WriteLineAsync($"cannot resolve the selection through {server}: {trust.Describe(ex)}").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (selected.Exit is { } exit)
+        {
+            return exit;
+        }
+
+        if (selected.Failed)
+        {
+            await stderr.WriteLineAsync("export FAILED: the selection could not be resolved whole (see above); nothing was written").ConfigureAwait(false);
+            return 1;
+        }
+
+        (list, platforms) = (selected.Images, selected.Platforms);
+        if (list.FirstOrDefault(ChartReference.IsChart) is { } chart)
+        {
+            await stderr.WriteLineAsync($"{chart}: a bundle carries images only; warm and pin Helm charts with mirrorproxy warm").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (list.Count == 0)
+        {
+            await stderr.WriteLineAsync("--images, --select, --rules: the list and the rules name no image").ConfigureAwait(false);
+            return 2;
+        }
         var exporter = new BundleExporter(http, TimeProvider.System);
         var interactive = BundleCommand.IsInteractive(stdout);
         var createdDirectory = BundleOutput.FormOf(output) == BundleOutputForm.Directory && !Directory.Exists(output);
@@ -152,6 +185,11 @@ internal static class BundleExportCommand
             $"{result.Blobs} blobs, {BundleCommand.Bytes(result.Bytes)} bytes" +
             (manifest.Base is { } b ? $"; left out {result.BlobsOmitted} blobs ({BundleCommand.Bytes(result.BytesOmitted)} bytes) the island already has" : "") +
             (skippedIds > 0 ? $"; {skippedIds} bare image IDs skipped" : "")).ConfigureAwait(false);
+        foreach (var source in selected.Record?.Sources ?? [])
+        {
+            await stdout.WriteLineAsync($"selected by {source}").ConfigureAwait(false);
+        }
+
         foreach (var file in result.Written)
         {
             await stdout.WriteLineAsync($"wrote {file}").ConfigureAwait(false);

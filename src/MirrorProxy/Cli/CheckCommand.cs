@@ -24,14 +24,16 @@ internal static class CheckCommand
         {
             server, images, platform, ca, strict,
         };
+        var selection = SelectionOptions.AddTo(command, images);
         command.SetAction((parse, cancellationToken) => RunAsync(
-            parse.GetValue(server)!, parse.GetValue(images)!, parse.GetValue(platform), parse.GetValue(ca), parse.GetValue(strict),
+            parse.GetValue(server)!, parse.GetValue(images), parse.GetValue(platform), parse.GetValue(ca), parse.GetValue(strict), selection.Read(parse),
             parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken));
         return command;
     }
 
     private static async Task<int> RunAsync(
-        Uri server, string source, string? platformText, string? caFile, bool strict, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+        Uri server, string? source, string? platformText, string? caFile, bool strict, SelectionArguments selection, TextWriter output, TextWriter error,
+        CancellationToken cancellationToken)
     {
         if (!PlatformSelection.TryParse(platformText, out var platforms, out var platformError))
         {
@@ -46,16 +48,24 @@ internal static class CheckCommand
             return MirrorProxyCli.UsageError;
         }
 
-        if (await ClientOptions.ReadImagesAsync(source, error, cancellationToken).ConfigureAwait(false) is not { } text)
+        if (await SelectionOptions.ReadImagesAsync(source, error, cancellationToken).ConfigureAwait(false) is not { } text)
         {
             return MirrorProxyCli.UsageError;
         }
 
         var (list, skippedIds) = ImageList.Parse(text);
         ImageCheckResponse? response;
+        SelectionOutcome selected;
         try
         {
             using var client = ClientOptions.CreateHttpClient(server, trust);
+            selected = await selection.ApplyAsync(client, list, platformText, output, error, cancellationToken).ConfigureAwait(false);
+            if (selected.Exit is { } exit)
+            {
+                return exit;
+            }
+
+            (list, platforms) = (selected.Images, selected.Platforms);
             using var answer = await client.PostAsJsonAsync("/status/images", new ImageCheckRequest(list, platforms!.ToString()), ImageCheckJsonContext.Default.ImageCheckRequest, cancellationToken).ConfigureAwait(false);
             if (!answer.IsSuccessStatusCode)
             {
@@ -101,7 +111,7 @@ internal static class CheckCommand
         await output.WriteLineAsync(
             $"{list.Count} images checked for {response?.Platforms}: {complete} complete, {missing} missing, {invalid} invalid, {notMirrored.Count} not mirrored" +
             (skippedIds > 0 ? $" ({skippedIds} bare image IDs skipped)" : "")).ConfigureAwait(false);
-        return missing == 0 && invalid == 0 && (!strict || notMirrored.Count == 0) ? 0 : 1;
+        return missing == 0 && invalid == 0 && !selected.Failed && (!strict || notMirrored.Count == 0) ? 0 : 1;
     }
 
     /// <summary>The section shared with <c>warm</c>: images of registries the mirror does not serve.</summary>

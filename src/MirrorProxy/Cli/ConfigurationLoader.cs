@@ -34,6 +34,9 @@ internal sealed record ServeFlags
 
     /// <summary>True sets <c>AccessLog</c>; false leaves the configured value.</summary>
     public bool AccessLog { get; init; }
+
+    /// <summary><c>NAME=URL</c> pairs; when present they replace every configured Helm repository.</summary>
+    public IReadOnlyList<string> HelmRepositories { get; init; } = [];
 }
 
 /// <summary>Thrown for configuration that cannot even be read (a missing file, a malformed flag).</summary>
@@ -49,6 +52,7 @@ internal static class ConfigurationLoader
 {
     private const string UpstreamsPrefix = ServerOptions.SectionName + ":Upstreams";
     private const string DefaultUpstreamKey = ServerOptions.SectionName + ":DefaultUpstream";
+    private const string HelmRepositoriesPrefix = ServerOptions.SectionName + ":HelmRepositories";
 
     public static IConfiguration Load(ServeFlags flags, IDictionary<string, string?>? environment = null)
     {
@@ -87,11 +91,13 @@ internal static class ConfigurationLoader
         // The default upstream names an entry of the list, so a layer below the one that set the list cannot choose it.
         var merged = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         var upstreamLayer = layers.FindLastIndex(layer => layer.Keys.Any(IsUpstreamKey));
+        var helmLayer = layers.FindLastIndex(layer => layer.Keys.Any(IsHelmRepositoryKey));
         for (var i = 0; i < layers.Count; i++)
         {
             foreach (var (key, value) in layers[i])
             {
-                if (IsUpstreamKey(key) ? i == upstreamLayer : !key.Equals(DefaultUpstreamKey, StringComparison.OrdinalIgnoreCase) || i >= upstreamLayer)
+                if (IsHelmRepositoryKey(key) ? i == helmLayer
+                    : IsUpstreamKey(key) ? i == upstreamLayer : !key.Equals(DefaultUpstreamKey, StringComparison.OrdinalIgnoreCase) || i >= upstreamLayer)
                 {
                     merged[key] = value;
                 }
@@ -124,6 +130,10 @@ internal static class ConfigurationLoader
             merged[nameKey[..^":Name".Length] + ":CaFile"] = pair[(equals + 1)..].Trim();
         }
     }
+
+    /// <summary>The Helm repository list, like the upstream list, is taken whole from one layer.</summary>
+    private static bool IsHelmRepositoryKey(string key) =>
+        key.StartsWith(HelmRepositoriesPrefix + ":", StringComparison.OrdinalIgnoreCase) || key.Equals(HelmRepositoriesPrefix, StringComparison.OrdinalIgnoreCase);
 
     private static bool IsUpstreamKey(string key) =>
         key.StartsWith(UpstreamsPrefix + ":", StringComparison.OrdinalIgnoreCase) || key.Equals(UpstreamsPrefix, StringComparison.OrdinalIgnoreCase);
@@ -246,6 +256,19 @@ internal static class ConfigurationLoader
 
             result[$"{Root}:Upstreams:{i}:Name"] = pair[..equals].Trim();
             result[$"{Root}:Upstreams:{i}:Url"] = pair[(equals + 1)..].Trim();
+        }
+
+        for (var i = 0; i < flags.HelmRepositories.Count; i++)
+        {
+            var pair = flags.HelmRepositories[i];
+            var equals = pair.IndexOf('=');
+            if (equals <= 0 || equals == pair.Length - 1)
+            {
+                throw new ConfigurationLoadException($"--helm-repo: '{pair}' is not of the form NAME=URL (for example jetstack=https://charts.jetstack.io)");
+            }
+
+            result[$"{Root}:HelmRepositories:{i}:Name"] = pair[..equals].Trim();
+            result[$"{Root}:HelmRepositories:{i}:Url"] = pair[(equals + 1)..].Trim();
         }
 
         return result;

@@ -30,10 +30,11 @@ internal static class ServeCommand
         var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM certificate (with chain) to serve TLS; re-read when it changes." };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key for --tls-cert." };
         var upstreamCa = new Option<string[]>("--upstream-ca") { Description = "NS=FILE, repeatable: a PEM CA bundle to trust for the upstream named NS." };
+        var helmRepo = new Option<string[]>("--helm-repo") { Description = "NAME=URL, repeatable: a classic Helm repository served at /helm/NAME/. Replaces the configured ones." };
 
         var command = new Command("serve", "Run the pull-through registry mirror.")
         {
-            config, listen, cache, upstream, tagTtl, offline, logFormat, accessLog, maxCacheSize, tlsCert, tlsKey, upstreamCa,
+            config, listen, cache, upstream, tagTtl, offline, logFormat, accessLog, maxCacheSize, tlsCert, tlsKey, upstreamCa, helmRepo,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -51,6 +52,7 @@ internal static class ServeCommand
                 TlsCertificate = parse.GetValue(tlsCert),
                 TlsKey = parse.GetValue(tlsKey),
                 UpstreamCas = parse.GetValue(upstreamCa) ?? [],
+                HelmRepositories = parse.GetValue(helmRepo) ?? [],
             };
             return await RunAsync(flags, parse.InvocationConfiguration.Error, cancellationToken).ConfigureAwait(false);
         });

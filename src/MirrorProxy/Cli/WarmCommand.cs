@@ -34,16 +34,17 @@ internal static class WarmCommand
         {
             server, images, platform, concurrency, pinSet, noPin, tokenFile, ca, strict,
         };
+        var selection = SelectionOptions.AddTo(command, images);
         command.SetAction((parse, cancellationToken) => RunAsync(
-            new WarmArguments(parse.GetValue(server)!, parse.GetValue(images)!, parse.GetValue(platform), parse.GetValue(concurrency),
-                parse.GetValue(noPin) ? null : parse.GetValue(pinSet), parse.GetValue(tokenFile), parse.GetValue(ca), parse.GetValue(strict)),
+            new WarmArguments(parse.GetValue(server)!, parse.GetValue(images), parse.GetValue(platform), parse.GetValue(concurrency),
+                parse.GetValue(noPin) ? null : parse.GetValue(pinSet), parse.GetValue(tokenFile), parse.GetValue(ca), parse.GetValue(strict)), selection.Read(parse),
             parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken));
         return command;
     }
 
-    private sealed record WarmArguments(Uri Server, string Images, string? Platform, int Concurrency, string? PinSet, string? TokenFile, string? CaFile, bool Strict);
+    private sealed record WarmArguments(Uri Server, string? Images, string? Platform, int Concurrency, string? PinSet, string? TokenFile, string? CaFile, bool Strict);
 
-    private static async Task<int> RunAsync(WarmArguments arguments, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(WarmArguments arguments, SelectionArguments selection, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         if (!PlatformSelection.TryParse(arguments.Platform, out var platforms, out var platformError))
         {
@@ -70,7 +71,7 @@ internal static class WarmCommand
             return MirrorProxyCli.UsageError;
         }
 
-        if (await ClientOptions.ReadImagesAsync(arguments.Images, error, cancellationToken).ConfigureAwait(false) is not { } text)
+        if (await SelectionOptions.ReadImagesAsync(arguments.Images, error, cancellationToken).ConfigureAwait(false) is not { } text)
         {
             return 2;
         }
@@ -91,6 +92,13 @@ internal static class WarmCommand
         }
 
         var (list, skippedIds) = ImageList.Parse(text);
+        var selected = await selection.ApplyAsync(http, list, arguments.Platform, output, error, cancellationToken).ConfigureAwait(false);
+        if (selected.Exit is { } exit)
+        {
+            return exit;
+        }
+
+        (list, platforms) = (selected.Images, selected.Platforms);
         var client = new WarmUpClient(http);
         var interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
         IReadOnlyList<WarmImageResult> results;
@@ -112,12 +120,12 @@ internal static class WarmCommand
         if (arguments.PinSet is { } pinSet)
         {
             var pinned = results.Where(r => r.Reference is not null && !r.NotMirrored).Select(r => r.Image).ToList();
-            pinError = await client.PinAsync(pinSet, pinned, platforms!, cancellationToken).ConfigureAwait(false);
+            pinError = await client.PinAsync(pinSet, pinned, platforms!, selected.Record, cancellationToken).ConfigureAwait(false);
         }
 
         await WriteSummaryAsync(results, skippedIds, arguments.PinSet, pinError, interactive, output).ConfigureAwait(false);
         await CheckCommand.WriteNotMirroredAsync(output, results.Where(r => r.NotMirrored).Select(r => (r.Image, r.Error ?? "")).ToList(), arguments.Strict).ConfigureAwait(false);
-        return failures == 0 && pinError is null && (!arguments.Strict || notMirrored == 0) ? 0 : 1;
+        return failures == 0 && pinError is null && !selected.Failed && (!arguments.Strict || notMirrored == 0) ? 0 : 1;
     }
 
     private static async Task<IReadOnlyList<WarmImageResult>> WarmWithLiveProgressAsync(

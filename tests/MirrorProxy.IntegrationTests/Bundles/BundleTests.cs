@@ -54,6 +54,37 @@ public sealed class BundleTests(BundleFixture fixture, ITestOutputHelper log) : 
     }
 
     [Fact]
+    public async Task SelectedBundle_FromSelectAndRules_HoldsWhatTheySelect_SaysWhatSelectedIt_AndRefusesCharts()
+    {
+        // An older release beside 1.0 that the rules leave out.
+        var old = await OciImageFactory.PushDockerImageAsync(fixture.Registry, fixture.MultiArch.Repository, "0.9", "bundle-select-old");
+        var rules = _work.Combine("rules.yaml");
+        await File.WriteAllTextAsync(rules, $"rules:\n  - repository: docker.io/{fixture.MultiArch.Repository}\n    semver: \">=1\"\n");
+        var output = _work.Combine("selected");
+        var (exit, text) = await BundleFixture.CliAsync("bundle", "export", "--server", fixture.Connected.BaseUri.ToString(), "--select", $"docker.io/{fixture.Docker.Repository}:1.*",
+            "--rules", rules, "--platform", "linux/amd64", "--sign-key", fixture.SigningKey, "--output", output);
+        log.WriteLine(text);
+        Assert.True(exit == 0, text);
+        Assert.Contains("selection: 2 references from 2 rules", text, StringComparison.Ordinal);
+        Assert.Contains($"selected by --select docker.io/{fixture.Docker.Repository}:1.*", text, StringComparison.Ordinal);
+        Assert.Matches($@"selected by --rules {System.Text.RegularExpressions.Regex.Escape(rules)} sha256:[0-9a-f]{{64}}", text);
+
+        var manifest = JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(output, "mirrorproxy-bundle.json"))).RootElement;
+        var references = manifest.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("reference").GetString()).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal([fixture.DockerReference, fixture.MultiArchReference], references);
+        Assert.DoesNotContain(manifest.GetProperty("images").EnumerateArray(), i => i.GetProperty("digest").GetString() == old.Digest);
+
+        // Charts are warmed and pinned, never bundled: a list that names one is refused before anything is written.
+        var withChart = _work.Combine("with-chart.txt");
+        await File.WriteAllTextAsync(withChart, $"{fixture.DockerReference}\nhelm:charts/app@1.0.0\n");
+        (exit, text) = await BundleFixture.CliAsync("bundle", "export", "--server", fixture.Connected.BaseUri.ToString(), "--images", withChart,
+            "--sign-key", fixture.SigningKey, "--output", _work.Combine("with-chart"));
+        Assert.Equal(2, exit);
+        Assert.Contains("helm:charts/app@1.0.0: a bundle carries images only", text, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_work.Combine("with-chart")));
+    }
+
+    [Fact]
     public async Task FullBundle_IsAnOciLayoutThatSkopeoReads_AndItsSignatureVerifiesWithOpenssl()
     {
         var signature = _work.Combine("sig.der");

@@ -410,6 +410,11 @@ internal sealed partial class LocalKubelet
             await using var process = Start();
             var exited = await process.WaitForExitAsync(timeout);
             var exitCode = exited ? await process.Exited : -1;
+            if (exited)
+            {
+                await process.WaitForOutputAsync(TimeSpan.FromSeconds(10));
+            }
+
             var stdout = string.Join('\n', process.Output.Snapshot().Where(l => l.Source == OutputSource.StandardOutput).Select(l => l.Text));
             var stderr = string.Join('\n', process.Output.Snapshot().Where(l => l.Source == OutputSource.StandardError).Select(l => l.Text));
             return new ProcessResult(argv[0], argv.Skip(1).ToList(), exitCode, Encoding.UTF8.GetBytes(stdout + "\n"), stderr, TimeSpan.Zero, timedOut: !exited);

@@ -100,6 +100,22 @@ internal sealed class RunningProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits (bounded) until both pipes of an exited process are read to their end: the exit event can come before
+    /// the last lines do, so whoever reads the whole output of a finished process waits for this first.
+    /// </summary>
+    public async Task WaitForOutputAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _process.WaitForExitAsync(CancellationToken.None).WaitAsync(timeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // A grandchild still holds a pipe open: what was read so far is all there is.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)

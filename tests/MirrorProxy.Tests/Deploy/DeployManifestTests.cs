@@ -174,6 +174,19 @@ public sealed class DeployManifestTests : IDisposable
     }
 
     [Fact]
+    public void ReadinessCheck_Charts_AreCheckedWithThePodImages()
+    {
+        var stubs = WriteStubs(mirrorproxyExitCode: 0);
+
+        var result = RunScript("offline-readiness-check.sh", stubs, ("CHARTS", "helm:jetstack/cert-manager@v1.14.4  helm:argo/argo-cd@>=7,<8"));
+
+        Assert.True(result.ExitCode == 0, result.Describe());
+        var stdin = File.ReadAllText(Path.Combine(stubs, "mirrorproxy.stdin")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains("docker.io/library/nginx:1.27", string.Join(' ', stdin));
+        Assert.Equal(["helm:jetstack/cert-manager@v1.14.4", "helm:argo/argo-cd@>=7,<8"], stdin[^2..]);
+    }
+
+    [Fact]
     public void ReadinessCheck_MirrorproxyCheckFails_FailsTheImagesStepAndExitsNonZero()
     {
         var stubs = WriteStubs(mirrorproxyExitCode: 1);
