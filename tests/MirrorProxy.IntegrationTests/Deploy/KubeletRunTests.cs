@@ -13,8 +13,9 @@ namespace MirrorProxy.IntegrationTests.Deploy;
 /// (<see cref="LocalKubelet"/>): the mirror's Deployment or DaemonSet with its init containers, probed at its
 /// startup, liveness and readiness probes, then the warm-up CronJob's container against it, pulling from a real
 /// registry. The test plays the parts a cluster would: cert-manager (the Secret mirrorproxy-tls), the operator
-/// (the admin token, the image list, the Harbor robot secret, upstream URLs pointing at the test registries)
-/// and the Service (mirror.internal:5000 is the mirror's loopback port).
+/// (the admin token, the image list, the Harbor robot secret, the replicas' S3 key files, upstream URLs pointing at
+/// the test registries, the replicas' shared engines at closed ports) and the Service (mirror.internal:5000 is the
+/// mirror's loopback port).
 /// </summary>
 /// <remarks>
 /// In the pull-through collection, so that its Native AOT build does not run at the same time as the arm64 one
@@ -45,7 +46,10 @@ public sealed class KubeletRunTests(DeployFixture fixture, ITestOutputHelper log
     public async Task Kustomization_RunsAsAKubeletWouldRunIt(string kustomization)
     {
         var watch = Stopwatch.StartNew();
-        var rendered = await RenderedManifests.RenderAsync(Path.Combine(RepositoryRoot.Path, "deploy", kustomization));
+        // The files the operator writes before applying (the replicas' S3 keys) get values of the test's own.
+        var directory = Path.Combine(RepositoryRoot.Path, "deploy", kustomization);
+        var operatorFiles = RenderedManifests.OperatorFiles(directory).ToDictionary(f => f, f => $"{f}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
+        var rendered = operatorFiles.Count == 0 ? await RenderedManifests.RenderAsync(directory) : await RenderedManifests.RenderAsync(directory, operatorFiles);
         Assert.NotEmpty(rendered.Objects);
         var mirrors = rendered.OfKind("Deployment").Concat(rendered.OfKind("DaemonSet")).ToList();
         var jobs = rendered.OfKind("CronJob").ToList();
@@ -83,6 +87,17 @@ public sealed class KubeletRunTests(DeployFixture fixture, ITestOutputHelper log
             var local = $"127.0.0.1:{pod.Ports[(string)service["spec"]!["ports"]![0]!["targetPort"]!]}";
             var services = new[] { "mirror.internal", "mirrorproxy", "mirrorproxy.mirrorproxy", "mirrorproxy.mirrorproxy.svc" }
                 .ToDictionary(host => $"{host}:{servicePort}", _ => local);
+
+            // Replicas: the S3 and coordination stores are not there (ClusterFor), and the mirror says so without
+            // leaving service; warm-up below still fills its own cache.
+            if (JsonNode.Parse(objects.ConfigMaps["mirrorproxy-config"]["mirrorproxy.json"])!["MirrorProxy"]!["Storage"]?["S3"] is not null)
+            {
+                using var readiness = new HttpClient(new SocketsHttpHandler { UseProxy = false, SslOptions = { RemoteCertificateValidationCallback = static (_, _, _, _) => true } });
+                var report = await readiness.GetFromJsonAsync<JsonObject>($"https://{local}/readyz");
+                Assert.Equal("degraded", (string?)report!["status"]);
+                Assert.Equal("unreachable", (string?)report["sharedStore"]);
+                Assert.Equal("unreachable", (string?)report["coordination"]);
+            }
 
             foreach (var job in jobs)
             {
@@ -158,6 +173,17 @@ public sealed class KubeletRunTests(DeployFixture fixture, ITestOutputHelper log
             var url = new Uri((string)upstream["Url"]!);
             var registry = url.Host == "harbor.internal" ? fixture.Harbor : fixture.Upstream;
             upstream["Url"] = (string?)upstream["Name"] == "docker.io" ? $"http://{registry.HostPort}{url.AbsolutePath.TrimEnd('/')}" : "http://127.0.0.1:9";
+        }
+
+        // The replicas' shared engines are not run here: their addresses become closed loopback ports.
+        if (json["MirrorProxy"]!["Storage"]?["S3"] is JsonObject s3)
+        {
+            s3["Endpoint"] = "http://127.0.0.1:9";
+        }
+
+        if (json["MirrorProxy"]!["Coordination"] is JsonObject coordination)
+        {
+            coordination["Redis"] = "127.0.0.1:9";
         }
 
         config["mirrorproxy.json"] = json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

@@ -27,10 +27,13 @@ internal sealed class MirrorProcess : IAsyncDisposable
     /// Starts the program built with the tests, or the one <c>MIRRORPROXY_TEST_PROGRAM</c> names (a Native AOT
     /// build, say), so that the same tests can be run against any build of the program.
     /// </summary>
-    public static Task<MirrorProcess> StartAsync(string cacheDirectory, IEnumerable<string> arguments) =>
+    public static Task<MirrorProcess> StartAsync(string cacheDirectory, IEnumerable<string> arguments) => StartAsync(cacheDirectory, arguments, environment: null);
+
+    /// <summary>As <see cref="StartAsync(string, IEnumerable{string})"/>, with environment variables set (or removed, for null values).</summary>
+    public static Task<MirrorProcess> StartAsync(string cacheDirectory, IEnumerable<string> arguments, IReadOnlyDictionary<string, string?>? environment) =>
         Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } program
-            ? StartAsync(program, [], cacheDirectory, arguments, TimeSpan.FromSeconds(30))
-            : StartAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll")], cacheDirectory, arguments, TimeSpan.FromSeconds(30));
+            ? StartAsync(program, [], cacheDirectory, arguments, TimeSpan.FromSeconds(30), environment)
+            : StartAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll")], cacheDirectory, arguments, TimeSpan.FromSeconds(30), environment);
 
     /// <summary>Runs one of the program's other commands (<c>verify</c>, <c>check</c>...) to completion, with the same build as <see cref="StartAsync(string, IEnumerable{string})"/>.</summary>
     public static Task<ProcessResult> RunCommandAsync(IEnumerable<string> arguments, TimeSpan timeout) =>
@@ -39,10 +42,13 @@ internal sealed class MirrorProcess : IAsyncDisposable
             : ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll"), .. arguments], timeout, CancellationToken.None);
 
     /// <summary>Starts <c><paramref name="launcher"/> <paramref name="program"/> serve …</c> (an emulator and a foreign build, say).</summary>
-    public static async Task<MirrorProcess> StartAsync(string launcher, IEnumerable<string> program, string cacheDirectory, IEnumerable<string> arguments, TimeSpan startupTimeout)
+    public static async Task<MirrorProcess> StartAsync(
+        string launcher, IEnumerable<string> program, string cacheDirectory, IEnumerable<string> arguments, TimeSpan startupTimeout,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
         var port = LoopbackPorts.GetFreePort();
-        var process = ProcessRunner.Start(launcher, [.. program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments]);
+        var process = ProcessRunner.Start(launcher, [.. program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments],
+            environment is null ? null : new ProcessRunOptions { Environment = environment });
         var mirror = new MirrorProcess(process, new Uri($"http://127.0.0.1:{port}"));
         var deadline = DateTime.UtcNow + startupTimeout;
         while (true)
