@@ -12,7 +12,9 @@ namespace MirrorProxy.Coordination;
 /// expiry, holding this replica's id; it is extended and released only while it still holds that id (the client's
 /// lock primitives: a conditional transaction). Tag records are JSON values; content use is a sorted set of digests
 /// by last use. Every call is bounded by <c>Coordination:Timeout</c> and fails soft: a store that does not answer
-/// is reported unreachable and the caller goes on alone.
+/// is reported unreachable and the caller goes on alone. Commands are not queued while disconnected (they fail at
+/// once), and after a call that failed the store is left alone for <see cref="HoldDown"/>: a replica whose store is
+/// gone pays the timeout once per hold-down, not once per request. The readiness probe's ping always asks.
 /// </summary>
 internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposable
 {
@@ -23,6 +25,10 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
     private readonly RedisValue _self;
     private readonly RedisKey _accessKey;
     private int _reachable = 1;
+    private long _quietUntil;
+
+    /// <summary>How long calls answer "unreachable" without asking, after a call the store did not answer.</summary>
+    internal static readonly TimeSpan HoldDown = TimeSpan.FromSeconds(5);
 
     public RedisCoordination(CoordinationOptions options, TimeProvider time, ILogger<RedisCoordination> logger)
     {
@@ -39,6 +45,8 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
         configuration.SyncTimeout = timeout;
         configuration.ConnectRetry = 1;
         configuration.ClientName ??= "mirrorproxy";
+        // A command issued while disconnected fails at once instead of waiting in a backlog for its timeout.
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
         // Reconnects in the background; until then calls fail fast as unreachable.
         _connection = ConnectionMultiplexer.ConnectAsync(configuration);
         Describe = CoordinationOptionsValidator.Redacted(options.Redis!);
@@ -89,7 +97,7 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
         await CallAsync(static (db, s) => db.LockReleaseAsync(s.key, s.Self), (key, Self: _self)).ConfigureAwait(false);
 
     public async ValueTask<bool> PingAsync(CancellationToken cancellationToken) =>
-        (await CallAsync(static (db, _) => db.PingAsync(), 0).ConfigureAwait(false)).Answered;
+        (await CallAsync(static (db, _) => db.PingAsync(), 0, probe: true).ConfigureAwait(false)).Answered;
 
     public async ValueTask<bool> IsHeldAsync(string name, CancellationToken cancellationToken)
     {
@@ -147,12 +155,18 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
     }
 
     /// <summary>One call to the store: (true, its answer), or (false, default) when it cannot answer now.</summary>
-    private async ValueTask<(bool Answered, T Value)> CallAsync<TState, T>(Func<IDatabase, TState, Task<T>> call, TState state)
+    private async ValueTask<(bool Answered, T Value)> CallAsync<TState, T>(Func<IDatabase, TState, Task<T>> call, TState state, bool probe = false)
     {
+        if (!probe && _time.GetTimestamp() < Interlocked.Read(ref _quietUntil))
+        {
+            return (false, default!);
+        }
+
         try
         {
             var connection = await _connection.ConfigureAwait(false);
             var value = await call(connection.GetDatabase(), state).ConfigureAwait(false);
+            Interlocked.Exchange(ref _quietUntil, 0);
             if (Interlocked.Exchange(ref _reachable, 1) == 0)
             {
                 Log.Reachable(_logger, Describe);
@@ -162,6 +176,7 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
+            Interlocked.Exchange(ref _quietUntil, _time.GetTimestamp() + (long)(HoldDown.TotalSeconds * _time.TimestampFrequency));
             if (Interlocked.Exchange(ref _reachable, 0) == 1)
             {
                 Log.Unreachable(_logger, Describe, ex.Message);

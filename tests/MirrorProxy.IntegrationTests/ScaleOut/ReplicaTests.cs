@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
@@ -162,6 +163,49 @@ public sealed class ReplicaTests : IAsyncLifetime
         }
 
         foreach (var blob in image.Blobs)
+        {
+            Assert.Equal(1, Upstream.Count("GET", "/blobs/" + blob.Digest));
+        }
+    }
+
+    [Fact]
+    public async Task ACoordinationStoreThatHangs_CostsItsTimeoutOncePerHoldDown_NotPerRequest()
+    {
+        // The store is stopped (SIGSTOP), not closed: connections stay up and nothing answers, as with a hung host.
+        var cached = await OciImageFactory.PushDockerImageAsync(Registry, "scale/hung", "1", "hung-cached");
+        var cold = await OciImageFactory.PushDockerImageAsync(Registry, "scale/hung", "2", "hung-cold");
+        await using var replicas = await ReplicaSet.StartAsync(_engines, Upstream.BaseUri, "hung", _output, new ReplicaSettings { Count = 1 });
+        var mirror = replicas[0];
+        foreach (var blob in cached.Blobs)
+        {
+            Assert.True((await ReplicaSet.PullBlobAsync(mirror, "scale/hung", blob.Digest)).Ok);
+        }
+
+        var pid = _engines.Garnet.ProcessId ?? throw new InvalidOperationException("garnet-server is not running");
+        Assert.Equal(0, (await ProcessRunner.RunAsync("kill", ["-STOP", pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), CancellationToken.None)).ExitCode);
+        var slow = new List<string>();
+        try
+        {
+            foreach (var blob in cold.Blobs.Concat(cached.Blobs))
+            {
+                var watch = Stopwatch.StartNew();
+                var pull = await ReplicaSet.PullBlobAsync(mirror, "scale/hung", blob.Digest);
+                _output.WriteLine($"{blob.Digest[..19]} with the store hung: {watch.ElapsedMilliseconds} ms");
+                Assert.True(pull.Ok, pull.Outcome);
+                if (watch.Elapsed > TimeSpan.FromMilliseconds(500))
+                {
+                    slow.Add($"{blob.Digest} {watch.ElapsedMilliseconds} ms");
+                }
+            }
+        }
+        finally
+        {
+            await ProcessRunner.RunAsync("kill", ["-CONT", pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), CancellationToken.None);
+        }
+
+        // One request may wait for the store's timeout (1 s); the hold-down (5 s) spares the others.
+        Assert.True(slow.Count <= 1, "requests that waited for the hung store: " + string.Join(", ", slow));
+        foreach (var blob in cold.Blobs)
         {
             Assert.Equal(1, Upstream.Count("GET", "/blobs/" + blob.Digest));
         }
