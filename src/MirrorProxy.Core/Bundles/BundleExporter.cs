@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using MirrorProxy.Common;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
 
@@ -316,17 +317,11 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
 }
 
 /// <summary>Hashes what is read through it; at the end, throws unless the bytes are exactly the digest's, at the expected size.</summary>
-internal sealed class VerifyingStream(Stream inner, IDisposable owner, Digest digest, long size) : Stream
+internal sealed class VerifyingStream(Stream inner, IDisposable owner, Digest digest, long size) : ReadOnlyStream
 {
     private readonly IncrementalHash _hash = digest.CreateHash();
     private long _read;
     private bool _verified;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
 
     public override long Length => size;
 
@@ -335,9 +330,6 @@ internal sealed class VerifyingStream(Stream inner, IDisposable owner, Digest di
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer) => buffer.IsEmpty ? 0 : Account(buffer[..inner.Read(buffer)]);
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -378,16 +370,6 @@ internal sealed class VerifyingStream(Stream inner, IDisposable owner, Digest di
 
         return data.Length;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.IO.Pipelines;
+using MirrorProxy.Common;
 using ZstdSharp;
 
 namespace MirrorProxy.Bundles;
@@ -186,19 +187,9 @@ internal sealed class BundleSource : IAsyncDisposable
 }
 
 /// <summary>Reads several streams back to back, disposing each when it ends.</summary>
-internal sealed class ConcatenatedStream(IReadOnlyList<Stream> parts) : Stream
+internal sealed class ConcatenatedStream(IReadOnlyList<Stream> parts) : ReadOnlyStream
 {
     private int _index;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
@@ -218,9 +209,6 @@ internal sealed class ConcatenatedStream(IReadOnlyList<Stream> parts) : Stream
         return 0;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         while (_index < parts.Count)
@@ -237,16 +225,6 @@ internal sealed class ConcatenatedStream(IReadOnlyList<Stream> parts) : Stream
         return 0;
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -262,19 +240,11 @@ internal sealed class ConcatenatedStream(IReadOnlyList<Stream> parts) : Stream
 }
 
 /// <summary>Counts the bytes read through it (for progress); can look at the first bytes without consuming them.</summary>
-internal sealed class CountingStream(Stream inner) : Stream
+internal sealed class CountingStream(Stream inner) : ReadOnlyStream
 {
     private byte[]? _peeked;
     private int _peekedOffset;
     private long _position;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
 
     public override long Position { get => Interlocked.Read(ref _position); set => throw new NotSupportedException(); }
 
@@ -311,9 +281,6 @@ internal sealed class CountingStream(Stream inner) : Stream
         return read;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (TakePeeked(buffer.Span) is > 0 and var fromPeek)
@@ -345,16 +312,6 @@ internal sealed class CountingStream(Stream inner) : Stream
         return count;
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -367,18 +324,8 @@ internal sealed class CountingStream(Stream inner) : Stream
 }
 
 /// <summary>Reports damaged zstd data as <see cref="InvalidDataException"/>, as the other decompressors do.</summary>
-internal sealed class ZstdReadStream(DecompressionStream inner) : Stream
+internal sealed class ZstdReadStream(DecompressionStream inner) : ReadOnlyStream
 {
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     public override int Read(byte[] buffer, int offset, int count)
     {
         try
@@ -391,9 +338,6 @@ internal sealed class ZstdReadStream(DecompressionStream inner) : Stream
         }
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         try
@@ -405,16 +349,6 @@ internal sealed class ZstdReadStream(DecompressionStream inner) : Stream
             throw new InvalidDataException("the zstd stream is damaged: " + ex.Message, ex);
         }
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -4,17 +4,9 @@ namespace MirrorProxy.Common;
 /// A read-only view of a stream that fails with <see cref="InvalidDataException"/> once more than a limit has
 /// been read, so that a parser fed by an upstream never buffers more than the mirror is willing to hold.
 /// </summary>
-internal sealed class LimitedStream(Stream inner, long limit) : Stream
+internal sealed class LimitedStream(Stream inner, long limit) : ReadOnlyStream
 {
     private long _read;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
 
     public override long Position
     {
@@ -27,22 +19,9 @@ internal sealed class LimitedStream(Stream inner, long limit) : Stream
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         Count(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     private int Count(int read)
     {
         _read += read;
         return _read > limit ? throw new InvalidDataException($"more than {limit} bytes") : read;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using System.Net.Http.Json;
 using MirrorProxy.Bundles;
+using MirrorProxy.Common;
 using MirrorProxy.WarmUp;
 
 namespace MirrorProxy.Cli;
@@ -251,19 +252,9 @@ internal static class BundleImportCommand
     }
 
     /// <summary>Calls back after each read, for the progress bar; remembers why the bundle could not be read, if it could not.</summary>
-    private sealed class ProgressStream(Stream inner, Action onRead) : Stream
+    private sealed class ProgressStream(Stream inner, Action onRead) : ReadOnlyStream
     {
         public Exception? SourceError { get; private set; }
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("read asynchronously");
 
@@ -281,17 +272,6 @@ internal static class BundleImportCommand
                 throw;
             }
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
