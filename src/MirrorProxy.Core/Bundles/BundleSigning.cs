@@ -31,42 +31,24 @@ internal sealed class TrustedKey : IDisposable
 internal static class BundleSigning
 {
     /// <summary>Loads a P-256 private key from PEM; null with the reason when it is not one.</summary>
-    public static ECDsa? LoadPrivateKey(string pem, out string error)
-    {
-        error = "";
-        var key = ECDsa.Create();
-        try
-        {
-            key.ImportFromPem(pem);
-            if (!IsP256(key))
-            {
-                error = "the key is not on the P-256 curve (prime256v1)";
-                key.Dispose();
-                return null;
-            }
-
-            // A public key imports too, but cannot sign.
-            key.ExportParameters(includePrivateParameters: true);
-            return key;
-        }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
-        {
-            error = "not an unencrypted EC private key in PEM (PKCS#8 'PRIVATE KEY' or SEC1 'EC PRIVATE KEY'): " + ex.Message;
-            key.Dispose();
-            return null;
-        }
-    }
+    public static ECDsa? LoadPrivateKey(string pem, out string error) =>
+        ImportP256(pem, requirePrivate: true, "not an unencrypted EC private key in PEM (PKCS#8 'PRIVATE KEY' or SEC1 'EC PRIVATE KEY'): ", out error);
 
     /// <summary>Loads a P-256 public key from PEM (a <c>PUBLIC KEY</c> block); null with the reason when it is not one.</summary>
     public static TrustedKey? LoadPublicKey(string pem, out string error)
     {
-        error = "";
         if (pem.Contains("PRIVATE KEY", StringComparison.Ordinal))
         {
             error = "this is a private key; give the public key (.pub) to the side that verifies";
             return null;
         }
 
+        return ImportP256(pem, requirePrivate: false, "not an EC public key in PEM ('PUBLIC KEY'): ", out error) is { } key ? new TrustedKey(key) : null;
+    }
+
+    private static ECDsa? ImportP256(string pem, bool requirePrivate, string notAKey, out string error)
+    {
+        error = "";
         var key = ECDsa.Create();
         try
         {
@@ -78,11 +60,17 @@ internal static class BundleSigning
                 return null;
             }
 
-            return new TrustedKey(key);
+            if (requirePrivate)
+            {
+                // A public key imports too, but cannot sign: exporting its private part throws.
+                key.ExportParameters(includePrivateParameters: true);
+            }
+
+            return key;
         }
         catch (Exception ex) when (ex is ArgumentException or CryptographicException)
         {
-            error = "not an EC public key in PEM ('PUBLIC KEY'): " + ex.Message;
+            error = notAKey + ex.Message;
             key.Dispose();
             return null;
         }
