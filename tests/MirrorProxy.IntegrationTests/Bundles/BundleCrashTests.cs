@@ -1,3 +1,4 @@
+using MirrorProxy.Common;
 using MirrorProxy.IntegrationTests.Infrastructure;
 using MirrorProxy.IntegrationTests.Support;
 
@@ -95,21 +96,11 @@ public sealed class BundleCrashTests(BundleFixture fixture) : IDisposable
     }
 
     /// <summary>Serves the first bytes of a buffer, then waits for a signal before it ends the stream.</summary>
-    private sealed class StallingStream(byte[] content, int stallAt, Task resume) : Stream
+    private sealed class StallingStream(byte[] content, int stallAt, Task resume) : ReadOnlyStream
     {
         private int _position;
 
         public bool Stalled { get; private set; }
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
@@ -127,18 +118,5 @@ public sealed class BundleCrashTests(BundleFixture fixture) : IDisposable
             _position += count;
             return count;
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
