@@ -41,8 +41,9 @@ public sealed partial class ReadmeCommandTests : IDisposable
                 using var health = await client.GetAsync("/healthz");
                 return health.IsSuccessStatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
+                // Not listening yet, or still starting (JIT) on a busy machine: ask again.
                 return false;
             }
         }, TimeSpan.FromSeconds(90), "the mirror answers /healthz");
