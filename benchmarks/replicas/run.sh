@@ -13,7 +13,8 @@
 # it measures CLIENTS concurrent clients pulling every layer (each checks the SHA-256 of what it got), spread over
 # the replicas: cold (nothing cached anywhere; upstream GETs per blob read from the upstream's access log), warm
 # (the same again, from each replica's read cache), and, on the bucket, from the bucket: the first replica restarted
-# with an empty read cache serves every pull, reading what the others fetched from S3. Peak RSS is VmHWM.
+# with an empty read cache serves every pull, reading what the others fetched from S3. Peak RSS is VmHWM. Each round
+# first runs the same clients straight against the upstream, as the reference for what the machine allows then.
 # Every curl has --max-time, every wait has a deadline; the processes started are stopped by PID.
 set -euo pipefail
 
@@ -321,13 +322,13 @@ stop_mirror() { # index
 
 # CLIENTS clients at once; client c pulls every layer, starting at layer c, from replica c mod replicas, and checks
 # each digest. Prints "MB/s failures".
-pull_all() { # replicas [only-replica-index]
+pull_all() { # first-port replicas [only-replica-index]
   local c started elapsed bad
   : > "$work/bad"
   started=$(now_ms)
   for c in $(seq 0 $((CLIENTS - 1))); do
     (
-      port=$((MIRROR_PORT + ${2:-$((c % $1))}))
+      port=$(($1 + ${3:-$((c % $2))}))
       for k in $(seq 0 $((LAYERS - 1))); do
         digest=${digests[$(((c + k) % LAYERS))]}
         got=$(curl -s --fail --max-time "$PULL_TIMEOUT" "http://127.0.0.1:$port/v2/bench/app/blobs/$digest" | sha256sum | cut -d' ' -f1)
@@ -354,13 +355,13 @@ run_config() { # config round
   add "$config.start" $(( $(now_ms) - started ))
 
   since=$(( $(log_lines) + 1 ))
-  read -r mbps bad < <(pull_all "$replicas")
+  read -r mbps bad < <(pull_all "$MIRROR_PORT" "$replicas")
   read -r gets_total gets_max < <(upstream_gets "$since")
   add "$config.cold" "$mbps"; add "$config.bad" "$bad"; add "$config.gets" "$gets_total"; add "$config.gets.max" "$gets_max"
   log "$config round $round: cold $mbps MB/s, $gets_total upstream GETs for $LAYERS blobs (at most $gets_max per blob), $bad failed"
 
   since=$(( $(log_lines) + 1 ))
-  read -r mbps bad < <(pull_all "$replicas")
+  read -r mbps bad < <(pull_all "$MIRROR_PORT" "$replicas")
   read -r gets_total gets_max < <(upstream_gets "$since")
   add "$config.warm" "$mbps"; add "$config.bad" "$bad"; add "$config.warm.gets" "$gets_total"
   log "$config round $round: warm $mbps MB/s, $gets_total upstream GETs, $bad failed"
@@ -378,7 +379,7 @@ run_config() { # config round
     rm -rf "$work/cache-$config/0"
     start_mirror 0 "$config" "$round" "$work/cache-$config/0"
     since=$(( $(log_lines) + 1 ))
-    read -r mbps bad < <(pull_all "$replicas" 0)
+    read -r mbps bad < <(pull_all "$MIRROR_PORT" "$replicas" 0)
     read -r gets_total gets_max < <(upstream_gets "$since")
     add "$config.bucket" "$mbps"; add "$config.bad" "$bad"; add "$config.bucket.gets" "$gets_total"
     add "$config.rss.bucket" "$(mb "$(peak_kb "${mirror_pids[0]}")")"
@@ -410,9 +411,16 @@ log "starting Garnet"
 start_garnet
 log "Garnet up in $garnet_ms ms"
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq 1 "$ROUNDS"); do
+  # The same clients straight at the upstream (distribution reading its own disk): what this machine, the clients'
+  # own curl and sha256sum included, allows at the moment.
+  read -r mbps bad < <(pull_all "$UPSTREAM_PORT" 1)
+  add direct "$mbps"; add direct.bad "$bad"
+  log "round $round: the same pulls straight from the upstream $mbps MB/s, $bad failed"
   for config in $CONFIGS; do run_config "$config" "$round"; done
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 declare -A engine_rss
 engine_rss[ceph-mon]=$(mb "$(peak_kb "$mon_pid")")
@@ -437,6 +445,8 @@ label() { case $1 in file) echo "one mirror, file store" ;; s3) echo "one mirror
 
 printf '\nMirrorProxy replicas harness: %s, %s cores, %s clients, %s layers of %s MiB (%s MiB per pull phase), %s round(s), loopback\n\n' \
   "$(uname -m)" "$(nproc)" "$CLIENTS" "$LAYERS" "$LAYER_MB" $((CLIENTS * LAYERS * LAYER_MB)) "$ROUNDS"
+printf 'Load average (1, 5, 15 min) before the pulls %s, after %s.\n' "$load_before" "$load_after"
+printf 'The same pulls straight from the upstream (no mirror): %s MB/s.\n' "$(figure direct)"
 printf 'Bring-up: Ceph from nothing to an S3 user %s ms (monitor %s, OSD %s, radosgw and its pools %s, user %s); Garnet to PONG %s ms.\n\n' \
   "$ceph_ms" "${step_ms[monitor]}" "${step_ms[osd]}" "${step_ms[radosgw]}" "${step_ms[user]}" "$garnet_ms"
 printf '| measure |'; for config in $CONFIGS; do printf ' %s |' "$(label "$config")"; done
@@ -446,7 +456,7 @@ fig() { figure "$2.$1"; }
 gets() { local v=${result[$1.gets]:-}; [ -n "$v" ] && echo "$(maxof "${result[$1.gets.max]}") per blob, $(sum "$v") in all over $ROUNDS round(s) of $LAYERS blobs" || echo n/a; }
 other_gets() { local v=${result[$2.$1]:-}; [ -n "$v" ] && sum "$v" || echo n/a; }
 each() { local v=${result[$2.$1]:-}; [ -n "$v" ] && echo "${v// /; }" || echo n/a; }
-row "mirrors ready (ms)" fig start
+row "mirrors ready, started one after another (ms)" fig start
 row "cold pull, MB/s" fig cold
 row "upstream GETs, cold" gets
 row "warm pull (read cache), MB/s" fig warm
@@ -459,6 +469,7 @@ row "peak RSS of the restarted replica after the bucket pull, MB" fig rss.bucket
 row "failed pulls (wrong digest or error)" other_gets bad
 printf '\nPeak RSS after the run: ceph-mon %s MB, ceph-osd %s MB, radosgw %s MB, garnet %s MB. Bucket holds %s KiB.\n' \
   "${engine_rss[ceph-mon]}" "${engine_rss[ceph-osd]}" "${engine_rss[radosgw]}" "${engine_rss[garnet]}" "$bucket_kb"
+[ "$(sum "${result[direct.bad]:-0}")" = 0 ] || printf '\nWARNING: %s failed pulls straight from the upstream\n' "$(sum "${result[direct.bad]}")"
 for config in $CONFIGS; do
   [ "$(sum "${result[$config.bad]:-0}")" = 0 ] || printf '\nWARNING: %s: %s failed pulls; its figures are not valid\n' "$config" "$(sum "${result[$config.bad]}")"
 done
