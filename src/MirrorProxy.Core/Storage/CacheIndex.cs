@@ -27,6 +27,8 @@ internal enum IndexRecovery
 internal sealed partial class CacheIndex : IDisposable
 {
     private const string CleanMarker = "clean-stop";
+    private const string LogFileName = "hlog.log";
+    private const int SegmentBits = 22;
 
     private readonly string _directory;
     private readonly FasterKVSettings<SpanByte, SpanByte> _settings;
@@ -76,6 +78,12 @@ internal sealed partial class CacheIndex : IDisposable
         {
             // From here on the index is ahead of any clean-stop checkpoint until the next clean stop.
             File.Delete(marker);
+            if (hasCheckpoint && !IndexSeal.Verify(directory, out var damage))
+            {
+                // Never hand FASTER bytes it cannot survive (see IndexSeal).
+                throw new InvalidDataException(damage);
+            }
+
             return Create(directory, settings, recover: hasCheckpoint, clean, logger);
         }
         catch (Exception ex) when (ex is FasterException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException
@@ -100,7 +108,7 @@ internal sealed partial class CacheIndex : IDisposable
             IndexSize = options.IndexSizeBytes,
             PageSize = 1L << 16,
             MemorySize = options.LogMemoryBytes,
-            SegmentSize = 1L << 22,
+            SegmentSize = 1L << SegmentBits,
             MutableFraction = 0.5,
             RemoveOutdatedCheckpoints = true,
             TryRecoverLatest = recover,
@@ -256,11 +264,15 @@ internal sealed partial class CacheIndex : IDisposable
             return;
         }
 
+        // Everything below the tail as the checkpoint starts is on disk once it completes (a fold-over checkpoint
+        // flushes the log to its own end, which is at or past this): that is the part the seal can cover.
+        var flushedBy = _store.Log.TailAddress;
         var (success, _) = full
             ? await _store.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false)
             : await _store.TakeHybridLogCheckpointAsync(CheckpointType.FoldOver, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (success)
         {
+            IndexSeal.Write(_directory, LogFileName, SegmentBits, _store.Log.BeginAddress, flushedBy);
             Interlocked.Exchange(ref _checkpointedChanges, changes);
             Volatile.Write(ref _hasIndexCheckpoint, _hasIndexCheckpoint || full);
         }

@@ -116,6 +116,42 @@ public sealed class CacheIndexTests : IDisposable
     }
 
     [Fact]
+    public async Task Reopen_OneByteOfTheLogFlipped_StartsEmpty_WithoutHandingTheLogToFaster()
+    {
+        _index.PutContent(First, new ContentEntry(1, ContentKind.Blob, null, At));
+        await _index.CloseCleanlyAsync(CancellationToken.None);
+        _index.Dispose();
+        var log = _temp.Combine("hlog.log.0");
+        var bytes = File.ReadAllBytes(log);
+        bytes[64] ^= 0x40; // the first record's header
+        File.WriteAllBytes(log, bytes);
+
+        Assert.False(IndexSeal.Verify(_temp.Path, out var reason));
+        Assert.Contains("hlog.log.0", reason, StringComparison.Ordinal);
+        _index = Open();
+        Assert.Equal(IndexRecovery.Empty, _index.Recovery);
+        Assert.Null(await _index.GetContentAsync(First));
+    }
+
+    [Fact]
+    public async Task Seal_ACheckpointWrittenAfterIt_IsNotTrusted_AndTheDeltaLogBesideASealedOneIs()
+    {
+        _index.PutContent(First, new ContentEntry(1, ContentKind.Blob, null, At));
+        await _index.CloseCleanlyAsync(CancellationToken.None);
+        _index.Dispose();
+        Assert.True(IndexSeal.Verify(_temp.Path, out var reason), reason);
+
+        var sealedCheckpoint = Directory.GetDirectories(_temp.Combine("checkpoints", "cpr-checkpoints")).Single();
+        File.WriteAllBytes(Path.Combine(sealedCheckpoint, "delta.dat.0"), [1, 2, 3]);
+        Assert.True(IndexSeal.Verify(_temp.Path, out reason), reason);
+
+        var unsealed = Directory.CreateDirectory(_temp.Combine("checkpoints", "cpr-checkpoints", Guid.NewGuid().ToString()));
+        File.WriteAllBytes(Path.Combine(unsealed.FullName, "info.dat.0"), [1, 2, 3]);
+        Assert.False(IndexSeal.Verify(_temp.Path, out reason));
+        Assert.Contains("newer than the seal", reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Compact_ManyUpdatesOfFewKeys_ShrinksTheLogAndKeepsTheLatestValues()
     {
         var digests = Enumerable.Range(0, 200).Select(i => Digest.ComputeSha256(BitConverter.GetBytes(i))).ToArray();
