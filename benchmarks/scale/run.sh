@@ -20,7 +20,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/mirrorproxy-scale.XXXXXX)
 pid=""
 cleanup() {
+  local status=$?
   [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
+  if [ "$status" != 0 ] && [ -n "${result[*]:-}" ]; then # a failed run still reports what it measured
+    for key in "${!result[@]}"; do printf '%s: %s\n' "$key" "${result[$key]}"; done | sort >&2
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
