@@ -20,7 +20,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/mirrorproxy-scale.XXXXXX)
 pid=""
 cleanup() {
+  local status=$?
   [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
+  if [ "$status" != 0 ] && [ -n "${result[*]:-}" ]; then # a failed run still reports what it measured
+    for key in "${!result[@]}"; do printf '%s: %s\n' "$key" "${result[$key]}"; done | sort >&2
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -28,10 +32,13 @@ trap cleanup EXIT
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# CPU time (user + system) the process has used, in ms: start-up cost apart from waiting for a busy machine's cores.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
 peak_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 ready_field() { curl -s --max-time 2 "http://127.0.0.1:$PORT/readyz" | sed -n "s/.*\"$1\":\"\([a-z-]*\)\".*/\1/p"; }
 
-# Starts the program on a cache and prints the milliseconds until /readyz answers 200.
+# Starts the program on a cache; sets pid, and ready_ms to "wall / CPU" milliseconds until /readyz answers 200. Not
+# run in a command substitution: that subshell would keep pid to itself and leave the mirror running.
 start() { # program cache [extra flags...]
   local program=$1 cache=$2; shift 2
   local started; started=$(now_ms)
@@ -43,15 +50,15 @@ start() { # program cache [extra flags...]
     [ $SECONDS -lt $deadline ] || { log "mirror did not become ready"; tail -20 "$work/mirror.log" >&2; exit 1; }
     sleep 0.02
   done
-  echo $(( $(now_ms) - started ))
+  ready_ms="$(( $(now_ms) - started )) / $(cpu_ms "$pid")"
 }
 
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 crash() { kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 
 # A cached object, fetched and checked against its digest.
-hit() { # index
-  local digest; digest=$(dotnet "$bench" object-digest "$1")
+hit() { # index (taken modulo OBJECTS)
+  local digest; digest=$(dotnet "$bench" object-digest "$(( $1 % OBJECTS ))")
   local got; got=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/v2/scale/app/blobs/$digest?ns=bench.local" | sha256sum | cut -d' ' -f1)
   [ "sha256:$got" = "$digest" ] && echo ok || echo "WRONG"
 }
@@ -84,32 +91,32 @@ for entry in "${programs[@]}"; do
   name=${entry%%:*}; program=${entry#*:}
   log "$name: empty cache"
   rm -rf "$work/empty"
-  result[$name.empty.ready]=$(start "$program" "$work/empty"); sleep 5; result[$name.empty.rss]=$(rss_mb "$pid"); stop
+  start "$program" "$work/empty"; result[$name.empty.ready]=$ready_ms; sleep 5; result[$name.empty.rss]=$(rss_mb "$pid"); stop
 
   log "$name: first start on $OBJECTS objects (index built in the background)"
   rm -rf "$work/cache"; cp -a "$work/generated" "$work/cache"
-  result[$name.first.ready]=$(start "$program" "$work/cache" --max-cache-size 1TiB)
+  start "$program" "$work/cache" --max-cache-size 1TiB; result[$name.first.ready]=$ready_ms
   result[$name.first.hit]=$(hit 12345)
   result[$name.first.rebuild]=$(wait_index_ready)
   result[$name.first.peak]=$(peak_mb "$pid")
   stop
 
   log "$name: start after a clean stop"
-  result[$name.clean.ready]=$(start "$program" "$work/cache")
+  start "$program" "$work/cache"; result[$name.clean.ready]=$ready_ms
   result[$name.clean.index]=$(ready_field index)
   result[$name.clean.hit]=$(hit 777777)
   sleep 5; result[$name.clean.rss]=$(rss_mb "$pid")
 
   log "$name: start after kill -9"
   crash
-  result[$name.crash.ready]=$(start "$program" "$work/cache")
+  start "$program" "$work/cache"; result[$name.crash.ready]=$ready_ms
   result[$name.crash.hit]=$(hit 424242)
   sleep 5; result[$name.crash.rss]=$(rss_mb "$pid")
   wait_index_ready > /dev/null
   stop
 
   log "$name: eviction of a tenth of the budget"
-  result[$name.evict.ready]=$(start "$program" "$work/cache" --max-cache-size "$((total_bytes - 1))")
+  start "$program" "$work/cache" --max-cache-size "$((total_bytes - 1))"; result[$name.evict.ready]=$ready_ms
   deadline=$((SECONDS + 600))
   until grep -q "Evicted .* objects" "$work/mirror.log"; do
     [ $SECONDS -lt $deadline ] || { log "no eviction pass logged"; tail -5 "$work/mirror.log" >&2; exit 1; }
@@ -127,17 +134,17 @@ printf '\nMirrorProxy scale harness: %s, %s cores, %s objects of 100 bytes, %s t
 printf '| measure |'; for entry in "${programs[@]}"; do printf ' %s |' "${entry%%:*}"; done
 printf '\n|---|'; for _ in "${programs[@]}"; do printf -- '---|'; done; printf '\n'
 row() { printf '| %s |' "$1"; for entry in "${programs[@]}"; do printf ' %s |' "${result[${entry%%:*}.$2]:-n/a}"; done; printf '\n'; }
-row "empty cache: ready (ms)" empty.ready
+row "empty cache: ready, wall / CPU (ms)" empty.ready
 row "empty cache: RSS 5 s after start (MB)" empty.rss
-row "first start, no index: ready (ms)" first.ready
+row "first start, no index: ready, wall / CPU (ms)" first.ready
 row "first start: a hit served at once" first.hit
 row "first start: index rebuilt in the background (s)" first.rebuild
 row "first start: peak RSS (MB)" first.peak
-row "after a clean stop: ready (ms)" clean.ready
+row "after a clean stop: ready, wall / CPU (ms)" clean.ready
 row "after a clean stop: index state at ready" clean.index
 row "after a clean stop: a hit served at once" clean.hit
 row "after a clean stop: RSS 5 s after start (MB)" clean.rss
-row "after kill -9: ready (ms)" crash.ready
+row "after kill -9: ready, wall / CPU (ms)" crash.ready
 row "after kill -9: a hit served at once" crash.hit
 row "after kill -9: RSS 5 s after start (MB)" crash.rss
 row "eviction of a tenth of the budget" evict.line

@@ -231,12 +231,28 @@ internal sealed partial class FileContentStore : IContentStore
                         continue;
                     }
 
-                    yield return new StoredObject(digest, file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
+                    // Eviction or a delete may remove the file between the directory read and this stat: it is gone, not an error.
+                    if (Describe(file) is { } described)
+                    {
+                        yield return new StoredObject(digest, described.Length, described.Written);
+                    }
                 }
 
                 // One shard at a time: give the thread back between directories.
                 await Task.Yield();
             }
+        }
+    }
+
+    private static (long Length, DateTimeOffset Written)? Describe(FileInfo file)
+    {
+        try
+        {
+            return (file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
         }
     }
 

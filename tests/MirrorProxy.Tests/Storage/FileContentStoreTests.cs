@@ -170,6 +170,38 @@ public sealed class FileContentStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Enumerate_FilesDeletedWhileTheirDirectoryIsRead_AreSkipped()
+    {
+        // Eviction deletes files while the scrub or the index rebuild enumerates: the directory has been read, the
+        // files are gone by the time they are looked at.
+        var digests = Enumerable.Range(0, 10).Select(i => Digest.TryParse($"sha256:00{i:x62}", out var d) ? d : throw new InvalidOperationException()).ToList();
+        foreach (var digest in digests)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(_layout.BlobPath(digest))!);
+            await File.WriteAllBytesAsync(_layout.BlobPath(digest), Content);
+        }
+
+        var listed = new List<StoredObject>();
+        await using (var objects = _store.EnumerateAsync(CancellationToken.None).GetAsyncEnumerator())
+        {
+            Assert.True(await objects.MoveNextAsync());
+            listed.Add(objects.Current);
+            foreach (var digest in digests.Where(d => d != listed[0].Digest))
+            {
+                File.Delete(_layout.BlobPath(digest));
+            }
+
+            while (await objects.MoveNextAsync())
+            {
+                listed.Add(objects.Current);
+            }
+        }
+
+        var only = Assert.Single(listed);
+        Assert.Equal(Content.Length, only.Size);
+    }
+
+    [Fact]
     public void Initialize_StrayFileInTmp_IsRemoved()
     {
         File.WriteAllText(Path.Combine(_layout.TempDirectory, "leftover"), "x");
