@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 
 namespace MirrorProxy.Hosting;
 
@@ -74,4 +76,28 @@ internal sealed class ByteSizeConverter : TypeConverter
         value is string text
             ? ByteSize.TryParse(text, out var size) ? size : throw new FormatException($"'{text}' is not a size such as 300MB, 20GiB or 1048576")
             : base.ConvertFrom(context, culture, value);
+}
+
+/// <summary>
+/// Reads size keys as text. The configuration binder converts a <see cref="ByteSize"/> through its
+/// <see cref="TypeConverter"/>, which trimming removes from the Native AOT build: there the binder left every size
+/// (Cache:MaxSize, --max-cache-size included) at its default, silently. Each size key is parsed here instead, in
+/// both builds; a value that is not a size fails the start, naming its key.
+/// </summary>
+internal static class ByteSizeBinding
+{
+    public static OptionsBuilder<T> BindSizes<T>(this OptionsBuilder<T> builder, IConfigurationSection section, params (string Key, Action<T, ByteSize> Set)[] sizes)
+        where T : class =>
+        builder.PostConfigure(options =>
+        {
+            foreach (var (key, set) in sizes)
+            {
+                if (section[key] is { Length: > 0 } text)
+                {
+                    set(options, ByteSize.TryParse(text, out var size)
+                        ? size
+                        : throw new InvalidOperationException($"{section.Path}:{key}: '{text}' is not a size such as 300MB, 20GiB or 1048576"));
+                }
+            }
+        });
 }

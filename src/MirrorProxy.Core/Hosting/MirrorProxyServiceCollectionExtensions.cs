@@ -39,11 +39,32 @@ internal static class MirrorProxyServiceCollectionExtensions
         var root = configuration.GetSection(ServerOptions.SectionName);
         services.AddOptions<ServerOptions>().Bind(root).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ServerOptions>, ServerOptionsValidator>());
-        services.AddOptions<UpstreamSetOptions>().Bind(root).ValidateOnStart();
+        services.AddOptions<UpstreamSetOptions>().Bind(root).ValidateOnStart().PostConfigure(options =>
+        {
+            // MinBlobThroughput is a size: read as text (see ByteSizeBinding).
+            for (var i = 0; i < options.Upstreams.Count; i++)
+            {
+                if (root[$"Upstreams:{i}:{nameof(UpstreamOptions.MinBlobThroughput)}"] is { Length: > 0 } text)
+                {
+                    options.Upstreams[i].MinBlobThroughput = ByteSize.TryParse(text, out var size)
+                        ? size
+                        : throw new InvalidOperationException($"{root.Path}:Upstreams:{i}:MinBlobThroughput: '{text}' is not a size such as 16KiB");
+                }
+            }
+        });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<UpstreamSetOptions>, UpstreamSetOptionsValidator>());
         services.AddOptions<PullThroughOptions>().Bind(root).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PullThroughOptions>, PullThroughOptionsValidator>());
-        services.AddOptions<CacheOptions>().Bind(configuration.GetSection(CacheOptions.SectionName)).ValidateOnStart();
+        var cache = configuration.GetSection(CacheOptions.SectionName);
+        services.AddOptions<CacheOptions>().Bind(cache).ValidateOnStart().BindSizes(cache,
+            (nameof(CacheOptions.MemorySize), static (o, v) => o.MemorySize = v),
+            (nameof(CacheOptions.MemoryMaxObjectSize), static (o, v) => o.MemoryMaxObjectSize = v),
+            (nameof(CacheOptions.MaxSize), static (o, v) => o.MaxSize = v),
+            (nameof(CacheOptions.MaxBlobSize), static (o, v) => o.MaxBlobSize = v),
+            (nameof(CacheOptions.FreeDiskWatermark), static (o, v) => o.FreeDiskWatermark = v),
+            (nameof(CacheOptions.MinFreeDisk), static (o, v) => o.MinFreeDisk = v),
+            (nameof(CacheOptions.IndexCompactionMinimum), static (o, v) => o.IndexCompactionMinimum = v),
+            (nameof(CacheOptions.ScrubRate), static (o, v) => o.ScrubRate = v));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CacheOptions>, CacheOptionsValidator>());
         services.AddOptions<AdminOptions>().Bind(configuration.GetSection(AdminOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>());
@@ -130,7 +151,8 @@ internal static class MirrorProxyServiceCollectionExtensions
     /// <summary>The cache (in files, indexed by FASTER) and its background upkeep; with an S3 store configured, the files are a read cache of it.</summary>
     private static void AddCacheStorage(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<S3Options>().Bind(configuration.GetSection(S3Options.SectionName)).ValidateOnStart();
+        var s3 = configuration.GetSection(S3Options.SectionName);
+        services.AddOptions<S3Options>().Bind(s3).ValidateOnStart().BindSizes(s3, (nameof(S3Options.MaxSize), static (o, v) => o.MaxSize = v));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<S3Options>, S3OptionsValidator>());
         if (configuration.GetSection(S3Options.SectionName).Get<S3Options>() is { IsEnabled: true })
         {
