@@ -96,7 +96,7 @@ internal static class ByteSizeBinding
                 {
                     set(options, ByteSize.TryParse(text, out var size)
                         ? size
-                        : throw new InvalidOperationException($"{section.Path}:{key}: '{text}' is not a size such as 300MB, 20GiB or 1048576"));
+                        : throw new OptionsValidationException(Options.DefaultName, typeof(T), [$"{section.Path}:{key}: '{text}' is not a size such as 300MB, 20GiB or 1048576"]));
                 }
             }
         });

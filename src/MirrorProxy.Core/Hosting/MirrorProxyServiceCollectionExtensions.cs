@@ -48,7 +48,7 @@ internal static class MirrorProxyServiceCollectionExtensions
                 {
                     options.Upstreams[i].MinBlobThroughput = ByteSize.TryParse(text, out var size)
                         ? size
-                        : throw new InvalidOperationException($"{root.Path}:Upstreams:{i}:MinBlobThroughput: '{text}' is not a size such as 16KiB");
+                        : throw new OptionsValidationException(Options.DefaultName, typeof(UpstreamSetOptions), [$"{root.Path}:Upstreams:{i}:MinBlobThroughput: '{text}' is not a size such as 16KiB"]);
                 }
             }
         });
