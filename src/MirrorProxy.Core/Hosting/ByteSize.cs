@@ -92,12 +92,16 @@ internal static class ByteSizeBinding
         {
             foreach (var (key, set) in sizes)
             {
-                if (section[key] is { Length: > 0 } text)
+                if (Read<T>(section, key) is { } size)
                 {
-                    set(options, ByteSize.TryParse(text, out var size)
-                        ? size
-                        : throw new OptionsValidationException(Options.DefaultName, typeof(T), [$"{section.Path}:{key}: '{text}' is not a size such as 300MB, 20GiB or 1048576"]));
+                    set(options, size);
                 }
             }
         });
+
+    /// <summary>The size at <paramref name="key"/> under <paramref name="section"/>; null when the key is absent.</summary>
+    public static ByteSize? Read<T>(IConfigurationSection section, string key) =>
+        section[key] is not { Length: > 0 } text ? null
+        : ByteSize.TryParse(text, out var size) ? size
+        : throw new OptionsValidationException(Options.DefaultName, typeof(T), [$"{section.Path}:{key}: '{text}' is not a size such as 300MB, 20GiB or 1048576"]);
 }

@@ -44,11 +44,9 @@ internal static class MirrorProxyServiceCollectionExtensions
             // MinBlobThroughput is a size: read as text (see ByteSizeBinding).
             for (var i = 0; i < options.Upstreams.Count; i++)
             {
-                if (root[$"Upstreams:{i}:{nameof(UpstreamOptions.MinBlobThroughput)}"] is { Length: > 0 } text)
+                if (ByteSizeBinding.Read<UpstreamSetOptions>(root, $"Upstreams:{i}:{nameof(UpstreamOptions.MinBlobThroughput)}") is { } size)
                 {
-                    options.Upstreams[i].MinBlobThroughput = ByteSize.TryParse(text, out var size)
-                        ? size
-                        : throw new OptionsValidationException(Options.DefaultName, typeof(UpstreamSetOptions), [$"{root.Path}:Upstreams:{i}:MinBlobThroughput: '{text}' is not a size such as 16KiB"]);
+                    options.Upstreams[i].MinBlobThroughput = size;
                 }
             }
         });
