@@ -38,6 +38,8 @@ MIRROR_PORT=$((BASE_PORT + 4)) # MIRROR_PORT .. MIRROR_PORT + REPLICAS - 1
 BUCKET=mirrorproxy-bench
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/ceph.sh
+. "$root/benchmarks/lib/ceph.sh"
 work=$(mktemp -d /tmp/mirrorproxy-replicas.XXXXXX)
 pids=()
 cleanup() {
@@ -147,49 +149,7 @@ ceph_user() {
 start_ceph() {
   mkdir -p "$ceph_dir"/{run,log,mon,osd,rgw,crash,keyring}
   fsid=$(cat /proc/sys/kernel/random/uuid)
-  cat > "$ceph_conf" <<CONF
-[global]
-fsid = $fsid
-mon_host = [v2:127.0.0.1:$MON_PORT]
-ms_bind_msgr1 = false
-ms_bind_msgr2 = true
-ms_bind_ipv6 = false
-public_addr = 127.0.0.1
-cluster_addr = 127.0.0.1
-auth_cluster_required = cephx
-auth_service_required = cephx
-auth_client_required = cephx
-run_dir = $ceph_dir/run
-crash_dir = $ceph_dir/crash
-log_file = $ceph_dir/log/\$name.log
-keyring = $ceph_dir/keyring/\$name.keyring
-debug_rocksdb = 1/5
-osd_pool_default_size = 1
-osd_pool_default_min_size = 1
-osd_pool_default_pg_num = 8
-osd_pool_default_pgp_num = 8
-osd_pool_default_pg_autoscale_mode = off
-mon_allow_pool_size_one = true
-mon_warn_on_pool_no_redundancy = false
-osd_crush_chooseleaf_type = 0
-
-[mon]
-mon_data = $ceph_dir/mon/\$id
-keyring = \$mon_data/keyring
-mon_data_avail_crit = 1
-paxos_propose_interval = 0.1
-
-[osd]
-osd_data = $ceph_dir/osd/\$id
-osd_objectstore = bluestore
-bluestore_block_create = true
-bluestore_block_size = $((OSD_SIZE_GB * 1024 * 1024 * 1024))
-osd_memory_target = 1073741824
-
-[client.rgw.a]
-rgw_data = $ceph_dir/rgw
-rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
-CONF
+  write_ceph_conf "$ceph_conf" "$ceph_dir" "$fsid" "$MON_PORT" "$RGW_PORT" $((OSD_SIZE_GB * 1024 * 1024 * 1024))
   local started; started=$(now_ms)
   ceph_step monitor ceph_monitor
   ceph_step osd ceph_osd

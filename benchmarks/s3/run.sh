@@ -24,6 +24,8 @@ MON_PORT=$BASE_PORT
 RGW_PORT=$((BASE_PORT + 1))
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/ceph.sh
+. "$root/benchmarks/lib/ceph.sh"
 project="$root/benchmarks/s3/S3Clients"
 # bluestore opens its block file with O_DIRECT, which tmpfs refuses.
 base=/tmp
@@ -75,49 +77,7 @@ daemon() { # name command...
 start_ceph() {
   mkdir -p "$work"/{run,log,mon,osd/0,rgw,crash,keyring}
   local conf="$work/ceph.conf" fsid; fsid=$(cat /proc/sys/kernel/random/uuid)
-  cat > "$conf" <<CONF
-[global]
-fsid = $fsid
-mon_host = [v2:127.0.0.1:$MON_PORT]
-ms_bind_msgr1 = false
-ms_bind_msgr2 = true
-ms_bind_ipv6 = false
-public_addr = 127.0.0.1
-cluster_addr = 127.0.0.1
-auth_cluster_required = cephx
-auth_service_required = cephx
-auth_client_required = cephx
-run_dir = $work/run
-crash_dir = $work/crash
-log_file = $work/log/\$name.log
-keyring = $work/keyring/\$name.keyring
-debug_rocksdb = 1/5
-osd_pool_default_size = 1
-osd_pool_default_min_size = 1
-osd_pool_default_pg_num = 8
-osd_pool_default_pgp_num = 8
-osd_pool_default_pg_autoscale_mode = off
-mon_allow_pool_size_one = true
-mon_warn_on_pool_no_redundancy = false
-osd_crush_chooseleaf_type = 0
-
-[mon]
-mon_data = $work/mon/\$id
-keyring = \$mon_data/keyring
-mon_data_avail_crit = 1
-paxos_propose_interval = 0.1
-
-[osd]
-osd_data = $work/osd/\$id
-osd_objectstore = bluestore
-bluestore_block_create = true
-bluestore_block_size = 17179869184
-osd_memory_target = 1073741824
-
-[client.rgw.a]
-rgw_data = $work/rgw
-rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
-CONF
+  write_ceph_conf "$conf" "$work" "$fsid" "$MON_PORT" "$RGW_PORT" 17179869184
   local k="$work/keyring"
   log "ceph: monitor on 127.0.0.1:$MON_PORT"
   run mon ceph-authtool --create-keyring "$k/mon-mkfs.keyring" --gen-key -n mon. --cap mon 'allow *'
