@@ -79,5 +79,10 @@ count() { { grep -Eo "$1: +[0-9]+" "$log" || true; } | awk '{s+=$2} END {print s
 passed=$(count Passed)
 failed=$(count Failed)
 skipped=$(count Skipped)
+# The failures again, with their messages, at the end where a truncated log still shows them.
+if [ "$failed" -gt 0 ]; then
+  echo "failed tests:"
+  grep -E -A 12 '^ +Failed [A-Za-z]' "$log" | cut -c1-400 || true
+fi
 echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$status"
