@@ -14,7 +14,7 @@ namespace MirrorProxy.IntegrationTests;
 /// Classic Helm repositories behind the mirror: a static chart repository (Kestrel serving files, with real chart
 /// archives) whose index has relative URLs, absolute ones and ones on another host; fetched by the requests the
 /// Helm client sends for <c>helm repo add</c>, <c>helm repo update</c> and <c>helm pull [--prov]</c>; then a chart
-/// whose digest is wrong, and the repository gone with both offline index modes.
+/// whose digest is wrong, the repository gone with both offline index modes, and charts carried to an island in a bundle.
 /// </summary>
 public sealed class HelmRepositoryTests(ITestOutputHelper log) : IAsyncLifetime
 {
@@ -262,6 +262,99 @@ public sealed class HelmRepositoryTests(ITestOutputHelper log) : IAsyncLifetime
         Assert.Contains("OK helm:charts/beta@>=2.0,<3", output, StringComparison.Ordinal);
         Assert.Contains("MISSING: helm:charts/alpha@0.9.0: chart alpha 0.9.0", output, StringComparison.Ordinal);
         Assert.Contains("selection: helm:charts: upstream unavailable, versions from the mirror's cached index", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ChartsCarriedInABundle_AreServedByAnIslandThatNeverSawTheRepository()
+    {
+        // The connected side: a mirror in front of the repository exports a chart with a provenance file and one
+        // from another host, by a version and by a range.
+        await using var connected = await StartMirrorAsync();
+        var (exit, output) = await RunCliAsync("bundle", "keygen", "--output", _work.Combine("signing"));
+        Assert.True(exit == 0, output);
+        var list = _work.Combine("charts.txt");
+        await File.WriteAllTextAsync(list, "helm:charts/alpha@1.0.0\nhelm:charts/gamma@0.x\n");
+        var bundle = _work.Combine("bundle");
+        (exit, output) = await RunCliAsync("bundle", "export", "--server", connected.BaseUri.ToString(), "--images", list, "--sign-key", _work.Combine("signing.pem"), "--output", bundle);
+        log.WriteLine(output);
+        Assert.True(exit == 0, output);
+        Assert.Contains("0 images, 2 charts of 1 Helm repositories", output, StringComparison.Ordinal);
+
+        // The signed manifest names each chart: repository, name, version, upstream URL, digest (and provenance).
+        using (var manifest = JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(bundle, "mirrorproxy-bundle.json"))))
+        {
+            var root = manifest.RootElement;
+            Assert.Equal(2, root.GetProperty("formatVersion").GetInt32());
+            var repository = Assert.Single(root.GetProperty("helmRepositories").EnumerateArray());
+            Assert.Equal(("charts", UpstreamUrl.ToString()), (repository.GetProperty("name").GetString(), repository.GetProperty("url").GetString()));
+            var charts = root.GetProperty("charts").EnumerateArray().ToDictionary(c => c.GetProperty("chart").GetString()!);
+            Assert.Equal(("charts", "1.0.0", new Uri(UpstreamUrl + "/alpha-1.0.0.tgz").ToString(), "sha256:" + Hex(_archives["alpha-1.0.0"])),
+                (charts["alpha"].GetProperty("repository").GetString(), charts["alpha"].GetProperty("version").GetString(), charts["alpha"].GetProperty("url").GetString(),
+                 charts["alpha"].GetProperty("digest").GetString()));
+            Assert.Equal("sha256:" + Hex(StaticChartServer.Provenance("alpha", "1.0.0", _archives["alpha-1.0.0"])), charts["alpha"].GetProperty("provenanceDigest").GetString());
+            Assert.Equal(("0.3.0", new Uri(_otherHost.BaseUri, "/dl/gamma-0.3.0.tgz").ToString(), "sha256:" + Hex(_archives["gamma-0.3.0"])),
+                (charts["gamma"].GetProperty("version").GetString(), charts["gamma"].GetProperty("url").GetString(), charts["gamma"].GetProperty("digest").GetString()));
+            Assert.False(charts["gamma"].TryGetProperty("provenanceDigest", out _));
+        }
+
+        (exit, output) = await RunCliAsync("bundle", "verify", "--trust", _work.Combine("signing.pub"), bundle);
+        Assert.True(exit == 0, output);
+        Assert.Contains("helm:charts/alpha@1.0.0 sha256:" + Hex(_archives["alpha-1.0.0"]) + " (with provenance)", output, StringComparison.Ordinal);
+
+        // An island without the repository configured refuses the bundle, says how to configure it, and keeps nothing.
+        await using (var bare = await MirrorServer.StartAsync(_work.Combine("bare"), [("docker.io", new Uri("http://127.0.0.1:9"))],
+            new Dictionary<string, string?> { ["MirrorProxy:Offline"] = "true" }))
+        {
+            (exit, output) = await RunCliAsync("bundle", "import", "--server", bare.BaseUri.ToString(), "--trust", _work.Combine("signing.pub"), bundle);
+            Assert.Equal(1, exit);
+            Assert.Contains($"no Helm repository named charts is configured on this mirror, so its charts could not be served: configure it (--helm-repo charts={UpstreamUrl}", output, StringComparison.Ordinal);
+            var names = Directory.EnumerateFiles(_work.Combine("bare"), "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
+            Assert.DoesNotContain(Hex(_archives["alpha-1.0.0"]), names);
+            Assert.DoesNotContain(Hex(_archives["gamma-0.3.0"]), names);
+        }
+
+        // The island: offline, its repository of that name never reached, an offline index that lists what is held.
+        await using var island = await MirrorServer.StartAsync(_work.Combine("island"), [("docker.io", new Uri("http://127.0.0.1:9"))], new Dictionary<string, string?>
+        {
+            ["MirrorProxy:Offline"] = "true",
+            ["MirrorProxy:HelmRepositories:0:Name"] = "charts",
+            ["MirrorProxy:HelmRepositories:0:Url"] = UpstreamUrl.ToString(),
+            ["MirrorProxy:HelmOfflineIndex"] = "Held",
+        });
+        var helm = new HelmRequests(island.Client);
+        var (_, before, _) = await helm.RepoUpdateAsync(MirrorRepository(island));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, before.StatusCode);
+        var upstreamRequests = _repository.Requests.Count + _otherHost.Requests.Count;
+
+        (exit, output) = await RunCliAsync("bundle", "import", "--server", island.BaseUri.ToString(), "--trust", _work.Combine("signing.pub"), bundle);
+        log.WriteLine(output);
+        Assert.True(exit == 0, output);
+        Assert.Contains("0 images, 2 charts, 0 manifests", output, StringComparison.Ordinal);
+
+        // helm repo update lists exactly the two charts carried, and helm pull [--prov] gets their bytes.
+        var (held, response, _) = await helm.RepoUpdateAsync(MirrorRepository(island));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(["alpha 1.0.0", "gamma 0.3.0"], held.Select(c => $"{c.Name} {c.Version}").Order(StringComparer.Ordinal));
+        var alpha = held.Single(c => c.Name == "alpha");
+        var (archive, provenance) = await helm.PullAsync(MirrorRepository(island), alpha, provenance: true);
+        Assert.Equal(_archives["alpha-1.0.0"], archive);
+        Assert.Equal(StaticChartServer.Provenance("alpha", "1.0.0", _archives["alpha-1.0.0"]), provenance);
+        Assert.Equal(_archives["gamma-0.3.0"], (await helm.PullAsync(MirrorRepository(island), held.Single(c => c.Name == "gamma"), provenance: false)).Archive);
+        Assert.Equal(upstreamRequests, _repository.Requests.Count + _otherHost.Requests.Count);
+
+        // The charts are pinned and check passes, offline.
+        using (var pins = JsonDocument.Parse(await island.Client.GetStringAsync("/admin/pins/bundle")))
+        {
+            var digests = pins.RootElement.GetProperty("digests").EnumerateArray().Select(d => d.GetString()).ToList();
+            Assert.Contains("sha256:" + Hex(_archives["alpha-1.0.0"]), digests);
+            Assert.Contains("sha256:" + Hex(_archives["gamma-0.3.0"]), digests);
+            Assert.Contains("sha256:" + Hex(provenance!), digests);
+        }
+
+        (exit, output) = await RunCliAsync("check", "--server", island.BaseUri.ToString(), "--images", list);
+        Assert.True(exit == 0, output);
+        Assert.Contains("OK helm:charts/alpha@1.0.0", output, StringComparison.Ordinal);
+        Assert.Contains("OK helm:charts/gamma@0.x", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -16,6 +16,8 @@ namespace MirrorProxy.Bundles;
 /// SubjectPublicKeyInfo DER). 200 imported, 422 refused, 409 while another import runs.</item>
 /// <item><c>GET /admin/bundles/inventory</c>: this mirror's inventory, streamed.</item>
 /// <item><c>POST /admin/bundles/exports</c>: this mirror's identity and the next export sequence number.</item>
+/// <item><c>GET /admin/bundles/charts/REPOSITORY/CHART/VERSION</c>: a cached chart version as an export describes it
+/// (404 when the repository or the version is unknown, 409 when its archive is not cached).</item>
 /// </list>
 /// </summary>
 internal static class BundleEndpoints
@@ -25,6 +27,7 @@ internal static class BundleEndpoints
     public static IServiceCollection AddBundles(this IServiceCollection services)
     {
         services.TryAddSingleton<BundleImportTarget>();
+        services.TryAddSingleton<BundleCharts>();
         services.TryAddSingleton<BundleImportService>();
         return services;
     }
@@ -91,6 +94,19 @@ internal static class BundleEndpoints
             context.Response.ContentType = "application/json";
             var mirrorId = await target.GetMirrorIdAsync(context.RequestAborted).ConfigureAwait(false);
             await Inventory.WriteAsync(context.Response.Body, mirrorId, time.GetUtcNow(), target.EnumerateContentAsync(context.RequestAborted), context.RequestAborted).ConfigureAwait(false);
+        });
+
+        admin.MapGet("/bundles/charts/{repository}/{chart}/{version}", static async (string repository, string chart, string version, BundleCharts charts, CancellationToken cancellationToken) =>
+        {
+            var (status, source) = await charts.DescribeAsync(repository, chart, version, cancellationToken).ConfigureAwait(false);
+            return status switch
+            {
+                ChartDescription.Found => Results.Json(source, BundleApiJsonContext.Default.BundleChartSource),
+                ChartDescription.NoRepository => Results.Problem(title: $"no Helm repository named {repository} is configured on this mirror", statusCode: StatusCodes.Status404NotFound),
+                ChartDescription.NotListed => Results.Problem(title: $"the cached index of {repository} lists no {chart} {version}", statusCode: StatusCodes.Status404NotFound),
+                ChartDescription.NoDigest => Results.Problem(title: $"the index of {repository} gives {chart} {version} no digest: the mirror does not cache it", statusCode: StatusCodes.Status409Conflict),
+                _ => Results.Problem(title: $"{chart} {version} of {repository} is not cached", statusCode: StatusCodes.Status409Conflict),
+            };
         });
 
         admin.MapPost("/bundles/exports", static async (HttpContext context, BundleImportTarget target) =>

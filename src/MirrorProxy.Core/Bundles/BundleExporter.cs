@@ -4,8 +4,11 @@ using System.Security.Cryptography;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using MirrorProxy.Common;
+using MirrorProxy.Helm;
 using MirrorProxy.Oci;
 using MirrorProxy.PullThrough;
+using MirrorProxy.Selection;
+using MirrorProxy.WarmUp;
 
 namespace MirrorProxy.Bundles;
 
@@ -41,8 +44,10 @@ internal interface IBundleProgress
 /// <summary>
 /// Cuts a bundle from a running mirror through its <c>/v2</c> API, so the mirror pulls whatever it lacks, as
 /// <c>warm</c> does: each image's manifest (by tag or digest), the selected platforms' manifests of an index,
-/// and their config and layer blobs. With an island inventory, blobs the island already holds are left out (a
-/// delta); manifests always go in. Every byte is checked against its digest on the way to the bundle.
+/// and their config and layer blobs. Helm chart references are warmed the same way through <c>/helm</c>; each
+/// carries its archive and provenance file, and each repository the index the mirror serves for it. With an
+/// island inventory, blobs the island already holds are left out (a delta); manifests and chart indexes always
+/// go in. Every byte is checked against its digest on the way to the bundle.
 /// </summary>
 internal sealed class BundleExporter(HttpClient http, TimeProvider time)
 {
@@ -50,7 +55,8 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
 
     private sealed record ResolvedManifest(Digest Digest, string MediaType, byte[] Content, string Repository, string Registry);
 
-    private sealed record ResolvedBlob(Digest Digest, long Size, string Repository, string Registry);
+    /// <summary>A blob and the mirror's URL path it is read from.</summary>
+    private sealed record ResolvedBlob(Digest Digest, long Size, string Path);
 
     private sealed class ResolvedImage(string reference)
     {
@@ -79,8 +85,37 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
         }
 
         var images = new List<ResolvedImage>();
+        var charts = new List<BundleChartSource>();
         var errors = new List<string>();
-        foreach (var image in request.Images)
+        foreach (var chart in request.Images.Where(ChartReference.IsChart))
+        {
+            var (source, error) = await ResolveChartAsync(chart, cancellationToken).ConfigureAwait(false);
+            progress.Resolved(chart, error);
+            if (error is not null)
+            {
+                errors.Add($"{chart}: {error}");
+            }
+            else if (!charts.Any(c => c.Chart.Reference == source!.Chart.Reference))
+            {
+                charts.Add(source!);
+            }
+        }
+
+        var repositories = new List<(BundleHelmRepository Repository, byte[] Index)>();
+        foreach (var group in charts.GroupBy(c => c.Chart.Repository, StringComparer.Ordinal))
+        {
+            var (chartIndex, error) = await FetchChartIndexAsync(group.Key, cancellationToken).ConfigureAwait(false);
+            if (error is not null)
+            {
+                errors.Add($"{SelectionTarget.ChartPrefix}{group.Key}: the index: {error}");
+                continue;
+            }
+
+            var digest = Digest.ComputeSha256(chartIndex!);
+            repositories.Add((new BundleHelmRepository(group.Key, group.First().RepositoryUrl, digest.Value, chartIndex!.Length), chartIndex));
+        }
+
+        foreach (var image in request.Images.Where(i => !ChartReference.IsChart(i)))
         {
             var (resolved, error) = await ResolveAsync(image, request.Platforms, cancellationToken).ConfigureAwait(false);
             progress.Resolved(image, error);
@@ -112,6 +147,18 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
             foreach (var blob in image.Blobs)
             {
                 blobs.TryAdd(blob.Digest, blob);
+            }
+        }
+
+        foreach (var chart in charts.Select(c => c.Chart))
+        {
+            var reference = new ChartReference(chart.Repository, chart.Chart, chart.Version);
+            var archive = ParseDigest(chart.Digest);
+            blobs.TryAdd(archive, new ResolvedBlob(archive, chart.Size, ChartWarmUp.ChartPath(reference, chart.Version)));
+            if (chart.ProvenanceDigest is { } provenanceText)
+            {
+                var provenance = ParseDigest(provenanceText);
+                blobs.TryAdd(provenance, new ResolvedBlob(provenance, chart.ProvenanceSize!.Value, ChartWarmUp.ChartPath(reference, chart.Version) + ".prov"));
             }
         }
 
@@ -149,28 +196,97 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
             InMemory(BundleLayout.IndexFile, index),
         };
         contents.AddRange(manifests.Values.Select(m => InMemory(BundleLayout.BlobPath(m.Digest), m.Content)));
+        contents.AddRange(repositories.DistinctBy(r => r.Repository.IndexDigest, StringComparer.Ordinal)
+            .Select(r => InMemory(BundleLayout.BlobPath(ParseDigest(r.Repository.IndexDigest)), r.Index)));
         contents.AddRange(blobs.Values.Select(b => new BundleContent(
             new BundleFile(BundleLayout.BlobPath(b.Digest), b.Size, b.Digest.Encoded.ToString()),
             ct => OpenBlobAsync(b, ct))));
 
         var manifestDocument = new BundleManifest(
-            BundleManifest.CurrentFormatVersion,
+            charts.Count > 0 ? BundleManifest.CurrentFormatVersion : BundleManifest.ImagesOnlyFormatVersion,
             @base is null ? BundleManifest.FullKind : BundleManifest.DeltaKind,
             identity.MirrorId,
             time.GetUtcNow(),
             identity.Sequence,
             @base,
             images.Select(i => new BundleImage(i.Reference, i.Top!.Digest.Value, i.Top.MediaType, i.Top.Content.Length, i.Platforms)).ToList(),
-            contents.Select(c => c.File).ToList());
+            contents.Select(c => c.File).ToList(),
+            repositories.Count > 0 ? [.. repositories.Select(r => r.Repository)] : null,
+            charts.Count > 0 ? [.. charts.Select(c => c.Chart)] : null);
         var manifestBytes = JsonSerializer.SerializeToUtf8Bytes(manifestDocument, BundleJsonContext.Default.BundleManifest);
         var signature = BundleSigning.Sign(request.SigningKey, manifestBytes);
         var total = contents.Sum(c => c.File.Size);
         progress.Writing(total);
         var written = await BundleOutput.WriteAsync(request.Output, request.SplitSize, manifestBytes, signature, contents, progress.Advanced, cancellationToken).ConfigureAwait(false);
-        return new BundleExportResult(null, [], manifestDocument, manifests.Count, blobs.Count, total, @base?.Omitted ?? 0, bytesOmitted, written);
+        return new BundleExportResult(null, [], manifestDocument, manifests.Count, blobs.Count + repositories.DistinctBy(r => r.Repository.IndexDigest, StringComparer.Ordinal).Count(), total, @base?.Omitted ?? 0, bytesOmitted, written);
     }
 
     private static BundleExportResult Failed(string error) => new(error, [], null, 0, 0, 0, 0, 0, []);
+
+    private static Digest ParseDigest(string text) => Digest.TryParse(text, out var digest) && !digest.IsSha512
+        ? digest
+        : throw new InvalidDataException($"the mirror described a chart with '{text}', which is no sha256 digest");
+
+    /// <summary>
+    /// A chart reference warmed through the mirror (index, archive and provenance file in its cache, the version
+    /// resolved), then described by it: digest, size, upstream URL, provenance file.
+    /// </summary>
+    private async Task<(BundleChartSource? Source, string? Error)> ResolveChartAsync(string text, CancellationToken cancellationToken)
+    {
+        var warmed = await ChartWarmUp.WarmAsync(http, text, NoWarmUpProgress.Instance, cancellationToken).ConfigureAwait(false);
+        if (!warmed.Succeeded || !ChartReference.TryParse(warmed.Reference ?? "", out var resolved, out _) || resolved!.Version is not { } version)
+        {
+            return (null, warmed.Error ?? "the mirror could not resolve it to a chart version");
+        }
+
+        using var response = await http.GetAsync(
+            $"/admin/bundles/charts/{Uri.EscapeDataString(resolved.Repository)}/{Uri.EscapeDataString(resolved.Chart)}/{Uri.EscapeDataString(version)}", cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            return (null, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}".Trim());
+        }
+
+        var source = await response.Content.ReadFromJsonAsync(BundleApiJsonContext.Default.BundleChartSource, cancellationToken).ConfigureAwait(false);
+        return source is null ? (null, "the mirror described it with nothing") : (source, null);
+    }
+
+    /// <summary>The index the mirror serves for a Helm repository (chart URLs rewritten to the mirror's), whole, as the island will serve it.</summary>
+    private async Task<(byte[]? Index, string? Error)> FetchChartIndexAsync(string repository, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/helm/{Uri.EscapeDataString(repository)}/index.yaml");
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            return (null, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}".Trim());
+        }
+
+        if (response.Content.Headers.ContentLength > HelmIndexService.MaxIndexSize)
+        {
+            return (null, $"larger than {HelmIndexService.MaxIndexSize} bytes");
+        }
+
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        await new LimitedStream(body, HelmIndexService.MaxIndexSize).CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        return (buffer.ToArray(), null);
+    }
+
+    private sealed class NoWarmUpProgress : IWarmUpProgress
+    {
+        public static readonly NoWarmUpProgress Instance = new();
+
+        public void Started(string image)
+        {
+        }
+
+        public void Advanced(string image, long bytesFetched, long bytesToFetch)
+        {
+        }
+
+        public void Finished(WarmImageResult result)
+        {
+        }
+    }
 
     private static BundleContent InMemory(string path, byte[] content) =>
         new(new BundleFile(path, content.Length, Convert.ToHexStringLower(SHA256.HashData(content))), _ => Task.FromResult<Stream>(new MemoryStream(content, writable: false)));
@@ -268,7 +384,7 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
                     return (null, $"{blob.Digest}{(platform is null ? "" : $" ({platform})")}: only sha256 blobs with a known size go into a bundle");
                 }
 
-                target.Blobs.Add(new ResolvedBlob(blob.Digest, blob.Size, reference.Repository, reference.Registry));
+                target.Blobs.Add(new ResolvedBlob(blob.Digest, blob.Size, $"/v2/{reference.Repository}/blobs/{blob.Digest}?ns={Uri.EscapeDataString(reference.Registry)}"));
             }
 
             return null;
@@ -304,12 +420,12 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
 
     private async Task<Stream> OpenBlobAsync(ResolvedBlob blob, CancellationToken cancellationToken)
     {
-        var response = await http.GetAsync($"/v2/{blob.Repository}/blobs/{blob.Digest}?ns={Uri.EscapeDataString(blob.Registry)}", HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        var response = await http.GetAsync(blob.Path, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
             var detail = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
             response.Dispose();
-            throw new HttpRequestException($"blob {blob.Digest} of {blob.Registry}/{blob.Repository}: {(int)response.StatusCode} {detail}".Trim());
+            throw new HttpRequestException($"blob {blob.Digest} at {blob.Path.Split('?')[0]}: {(int)response.StatusCode} {detail}".Trim());
         }
 
         return new VerifyingStream(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), response, blob.Digest, blob.Size);

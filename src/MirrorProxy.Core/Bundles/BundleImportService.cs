@@ -25,7 +25,8 @@ internal sealed record BundleImportResult(
     long BytesRead,
     int TagsSet,
     int TagsKept,
-    string? PinSet)
+    string? PinSet,
+    int Charts = 0)
 {
     public const string Imported = "imported";
     public const string Refused = "refused";
@@ -35,6 +36,7 @@ internal sealed record BundleImportResult(
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(BundleImportResult))]
 [JsonSerializable(typeof(BundleExportIdentity))]
+[JsonSerializable(typeof(BundleChartSource))]
 internal sealed partial class BundleApiJsonContext : JsonSerializerContext;
 
 /// <summary>The identity and sequence number an export is cut with.</summary>
@@ -52,14 +54,17 @@ internal sealed partial class BundleImportService
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly BundleImportTarget _target;
+    private readonly BundleCharts _charts;
     private readonly UpstreamRouter _router;
     private readonly TimeProvider _time;
     private readonly ILogger<BundleImportService> _logger;
     private readonly CancellationToken _stopping;
 
-    public BundleImportService(BundleImportTarget target, UpstreamRouter router, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<BundleImportService> logger)
+    public BundleImportService(
+        BundleImportTarget target, BundleCharts charts, UpstreamRouter router, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<BundleImportService> logger)
     {
         _target = target;
+        _charts = charts;
         _router = router;
         _time = time;
         _logger = logger;
@@ -74,7 +79,7 @@ internal sealed partial class BundleImportService
         }
 
         var started = _time.GetTimestamp();
-        var session = new ImportSession(_target, _router);
+        var session = new ImportSession(_target, _charts, _router);
         try
         {
             var read = await BundleReader.ReadAsync(tar, trust, session, null, cancellationToken).ConfigureAwait(false);
@@ -103,7 +108,8 @@ internal sealed partial class BundleImportService
             Log.Imported(_logger, manifest.Kind, manifest.MirrorId, manifest.Sequence, manifest.Images.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes,
                 _time.GetElapsedTime(started).TotalMilliseconds);
             return new BundleImportResult(BundleImportResult.Imported, null, "imported", manifest.Kind, manifest.MirrorId, manifest.Sequence, read.SignedBy,
-                manifest.Images.Count, plan.Manifests.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes, read.Bytes, tagsSet, tagsKept, pinSet);
+                manifest.Images.Count, plan.Manifests.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes, read.Bytes, tagsSet, tagsKept, pinSet,
+                manifest.Charts?.Count ?? 0);
         }
         finally
         {
@@ -155,8 +161,11 @@ internal sealed partial class BundleImportService
             }
         }
 
+        // Charts as tags are: once their content is in, the repositories' documents name them.
+        await _charts.AdoptAsync(manifest, cancellationToken).ConfigureAwait(false);
+
         var platforms = string.Join(',', manifest.Images.SelectMany(i => i.Platforms).Distinct(StringComparer.Ordinal));
-        await _target.PinAsync(pinSet, manifest.Images.Select(i => i.Reference), plan.Pinned, platforms.Length == 0 ? "all" : platforms, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        await _target.PinAsync(pinSet, manifest.Images.Select(i => i.Reference).Concat((manifest.Charts ?? []).Select(c => c.Reference)), plan.Pinned, platforms.Length == 0 ? "all" : platforms, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         await _target.RecordImportedSequenceAsync(manifest.MirrorId, manifest.Sequence, cancellationToken).ConfigureAwait(false);
         return (set, kept);
 
@@ -210,7 +219,7 @@ internal sealed partial class BundleImportService
     }
 
     /// <summary>One import's staging: the sink the reader writes into, and what it staged.</summary>
-    private sealed class ImportSession(BundleImportTarget target, UpstreamRouter router) : IBundleSink
+    private sealed class ImportSession(BundleImportTarget target, BundleCharts charts, UpstreamRouter router) : IBundleSink
     {
         private readonly Dictionary<Digest, StagedBlob> _staged = [];
         private readonly Dictionary<Digest, long> _present = [];
@@ -245,6 +254,15 @@ internal sealed partial class BundleImportService
                 if (reference!.Tag is not null && !router.TryGetUpstream(reference.Registry, out _))
                 {
                     return $"no upstream named {reference.Registry} is configured on this mirror, so {image.Reference} could not be served by tag";
+                }
+            }
+
+            foreach (var repository in manifest.HelmRepositories ?? [])
+            {
+                if (!charts.IsConfigured(repository.Name))
+                {
+                    return $"no Helm repository named {repository.Name} is configured on this mirror, so its charts could not be served: " +
+                        $"configure it (--helm-repo {repository.Name}={repository.Url}, or MirrorProxy:HelmRepositories) and import again";
                 }
             }
 
@@ -365,6 +383,7 @@ internal sealed partial class BundleImportService
                 }
             }
 
+            await CheckChartsAsync(manifest, plan, missing, pinned, cancellationToken).ConfigureAwait(false);
             foreach (var (digest, mediaType) in tops)
             {
                 if (plan.ManifestDigests.Add(digest))
@@ -408,6 +427,38 @@ internal sealed partial class BundleImportService
             catch (Exception ex) when (ex is JsonException or InvalidOperationException)
             {
                 return "index.json is not an OCI image index: " + ex.Message;
+            }
+        }
+
+        /// <summary>Each repository's index, and each chart's archive and provenance file, resolve; they are kept as the repository's content.</summary>
+        private async Task CheckChartsAsync(BundleManifest manifest, ImportPlan plan, List<string> missing, HashSet<string> pinned, CancellationToken cancellationToken)
+        {
+            foreach (var repository in manifest.HelmRepositories ?? [])
+            {
+                var origin = charts.OriginOf(repository.Name)!.Value;
+                var content = new List<(string Digest, long Size, string What)> { (repository.IndexDigest, repository.IndexSize, $"the index of Helm repository {repository.Name}") };
+                foreach (var chart in (manifest.Charts ?? []).Where(c => c.Repository == repository.Name))
+                {
+                    content.Add((chart.Digest, chart.Size, $"chart {chart.Reference}"));
+                    if (chart.ProvenanceDigest is { } provenance)
+                    {
+                        content.Add((provenance, chart.ProvenanceSize!.Value, $"the provenance file of {chart.Reference}"));
+                    }
+                }
+
+                foreach (var (text, size, what) in content)
+                {
+                    Digest.TryParse(text, out var digest); // valid: checked with the manifest
+                    if (await ResolvesAsync(digest, size, cancellationToken).ConfigureAwait(false))
+                    {
+                        pinned.Add(digest.Value);
+                        plan.Reached(digest, origin);
+                    }
+                    else
+                    {
+                        missing.Add($"{what} ({digest})");
+                    }
+                }
             }
         }
 

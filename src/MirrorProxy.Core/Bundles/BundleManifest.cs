@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MirrorProxy.Helm;
 using MirrorProxy.Oci;
 
 namespace MirrorProxy.Bundles;
@@ -16,6 +17,8 @@ namespace MirrorProxy.Bundles;
 /// <param name="Base">For a delta, the inventory it was cut against.</param>
 /// <param name="Images">The images, one per <c>index.json</c> entry.</param>
 /// <param name="Files">Every file of the bundle but this one and its signature.</param>
+/// <param name="HelmRepositories">The classic Helm repositories the charts come from, each with the index it carries.</param>
+/// <param name="Charts">Helm chart versions, each an archive (and its provenance file) among the blobs.</param>
 internal sealed record BundleManifest(
     int FormatVersion,
     string Kind,
@@ -24,9 +27,14 @@ internal sealed record BundleManifest(
     long Sequence,
     BundleBase? Base,
     IReadOnlyList<BundleImage> Images,
-    IReadOnlyList<BundleFile> Files)
+    IReadOnlyList<BundleFile> Files,
+    IReadOnlyList<BundleHelmRepository>? HelmRepositories = null,
+    IReadOnlyList<BundleChart>? Charts = null)
 {
-    public const int CurrentFormatVersion = 1;
+    /// <summary>Version 1: images only. Version 2 adds Helm charts; a bundle without charts is still written as version 1.</summary>
+    public const int ImagesOnlyFormatVersion = 1;
+
+    public const int CurrentFormatVersion = 2;
 
     public const string FullKind = "full";
 
@@ -45,6 +53,22 @@ internal sealed record BundleBase(string MirrorId, DateTimeOffset Created, long 
 
 /// <summary>One image: its full reference, its top manifest and the platforms carried (empty for a single-platform manifest).</summary>
 internal sealed record BundleImage(string Reference, string Digest, string MediaType, long Size, IReadOnlyList<string> Platforms);
+
+/// <summary>
+/// A classic Helm repository as the exporting mirror served it: its name on the mirrors, its upstream URL, and its
+/// index (chart URLs already rewritten to <c>charts/CHART/VERSION/FILE</c>, as every mirror serves them) among the blobs.
+/// </summary>
+internal sealed record BundleHelmRepository(string Name, string Url, string IndexDigest, long IndexSize);
+
+/// <summary>
+/// One chart version: its archive by the digest the repository's index gives, the upstream URL it was listed at,
+/// and its provenance file when the exporting mirror held one.
+/// </summary>
+internal sealed record BundleChart(string Repository, string Chart, string Version, string Digest, long Size, string Url, string? ProvenanceDigest, long? ProvenanceSize)
+{
+    /// <summary>The chart reference it was exported as, with the version resolved: <c>helm:REPOSITORY/CHART@VERSION</c>.</summary>
+    public string Reference => $"{Selection.SelectionTarget.ChartPrefix}{Repository}/{Chart}@{Version}";
+}
 
 /// <summary>One file of the bundle, by its path inside the bundle.</summary>
 internal sealed record BundleFile(string Path, long Size, string Sha256);
@@ -105,9 +129,14 @@ internal static class BundleLayout
     /// <summary>Checks the parts of a manifest that the reader relies on; null when it is sound, else why not.</summary>
     public static string? Validate(BundleManifest manifest)
     {
-        if (manifest.FormatVersion != BundleManifest.CurrentFormatVersion)
+        if (manifest.FormatVersion is not (BundleManifest.ImagesOnlyFormatVersion or BundleManifest.CurrentFormatVersion))
         {
-            return $"format version {manifest.FormatVersion} is not supported (this mirror reads version {BundleManifest.CurrentFormatVersion})";
+            return $"format version {manifest.FormatVersion} is not supported (this mirror reads versions {BundleManifest.ImagesOnlyFormatVersion} and {BundleManifest.CurrentFormatVersion})";
+        }
+
+        if (manifest.FormatVersion == BundleManifest.ImagesOnlyFormatVersion && (manifest.Charts is { Count: > 0 } || manifest.HelmRepositories is { Count: > 0 }))
+        {
+            return $"a version {BundleManifest.ImagesOnlyFormatVersion} bundle carries images only, but this one lists charts";
         }
 
         if (manifest.Kind is not (BundleManifest.FullKind or BundleManifest.DeltaKind))
@@ -169,6 +198,60 @@ internal static class BundleLayout
             if (!Digest.TryParse(image.Digest, out var top) || !paths.Contains(BlobPath(top)))
             {
                 return $"image {image.Reference}: its manifest {image.Digest} is not in the bundle";
+            }
+        }
+
+        return ValidateCharts(manifest, paths);
+    }
+
+    /// <summary>Each chart names a listed repository and a sha256 archive; each repository carries its index in the bundle.</summary>
+    private static string? ValidateCharts(BundleManifest manifest, HashSet<string> paths)
+    {
+        var repositories = new Dictionary<string, BundleHelmRepository>(StringComparer.Ordinal);
+        foreach (var repository in manifest.HelmRepositories ?? [])
+        {
+            if (repository?.Name is null || !HelmNames.IsValidRepositoryName(repository.Name) || !Uri.TryCreate(repository.Url, UriKind.Absolute, out _))
+            {
+                return $"the manifest lists a Helm repository without a valid name and URL: '{repository?.Name}'";
+            }
+
+            if (!repositories.TryAdd(repository.Name, repository))
+            {
+                return $"the manifest lists Helm repository {repository.Name} twice";
+            }
+
+            if (!Digest.TryParse(repository.IndexDigest, out var index) || index.IsSha512 || !paths.Contains(BlobPath(index)))
+            {
+                return $"Helm repository {repository.Name}: its index {repository.IndexDigest} is not in the bundle";
+            }
+        }
+
+        var versions = new HashSet<(string, string, string)>();
+        foreach (var chart in manifest.Charts ?? [])
+        {
+            if (chart?.Repository is null || chart.Chart is null || chart.Version is null || !HelmNames.IsValidChartName(chart.Chart) || !HelmNames.IsValidVersion(chart.Version))
+            {
+                return $"the manifest lists a chart without a valid name and version: '{chart?.Chart} {chart?.Version}'";
+            }
+
+            if (!repositories.ContainsKey(chart.Repository))
+            {
+                return $"chart {chart.Reference}: Helm repository {chart.Repository} is not listed";
+            }
+
+            if (!versions.Add((chart.Repository, chart.Chart, chart.Version)))
+            {
+                return $"the manifest lists chart {chart.Reference} twice";
+            }
+
+            if (!Digest.TryParse(chart.Digest, out var archive) || archive.IsSha512 || chart.Size < 0 || !Uri.TryCreate(chart.Url, UriKind.Absolute, out _))
+            {
+                return $"chart {chart.Reference}: no valid sha256 digest, size and upstream URL";
+            }
+
+            if (chart.ProvenanceDigest is not null && (!Digest.TryParse(chart.ProvenanceDigest, out var provenance) || provenance.IsSha512 || chart.ProvenanceSize is not >= 0))
+            {
+                return $"chart {chart.Reference}: its provenance file has no valid sha256 digest and size";
             }
         }
 

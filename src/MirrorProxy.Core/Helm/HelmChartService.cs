@@ -202,8 +202,7 @@ internal sealed partial class HelmChartService
         var stored = await _indexes.PutContentAsync(digest, content, repository.Origin, stopping).ConfigureAwait(false);
         if (stored is StorageStatus.Ok or StorageStatus.AlreadyExists)
         {
-            await _cache.Metadata.WriteAsync(HelmIndexService.ProvenanceKey(repository.Name, record.Name, record.Version),
-                JsonSerializer.SerializeToUtf8Bytes(new HelmProvenanceRecord(digest.Value, content.Length), HelmJsonContext.Default.HelmProvenanceRecord), stopping).ConfigureAwait(false);
+            await _indexes.PutProvenanceRecordAsync(repository, record.Name, record.Version, new HelmProvenanceRecord(digest.Value, content.Length), stopping).ConfigureAwait(false);
         }
 
         return new HelmChartResult(HelmChartStatus.Found, new BlobResult(BlobStatus.Started, new MemoryBlobBody(content), content.Length)) { Digest = digest };

@@ -241,6 +241,38 @@ internal sealed partial class HelmIndexService
         return catalog;
     }
 
+    /// <summary>
+    /// Takes in an index and chart versions that a bundle brought (their content is already in the cache): the
+    /// repository's document keeps its own index when that one is newer and still stored, else takes the bundle's;
+    /// the bundle's chart versions join those it lists. The catalog becomes due for revalidation, so a repository
+    /// the mirror can reach replaces the bundle's index at the next request; one it cannot reach serves it stale
+    /// (all of it, or with <c>HelmOfflineIndex: Held</c> the chart versions held).
+    /// </summary>
+    public async ValueTask<StorageStatus> AdoptAsync(HelmRepository repository, HelmIndexRecord index, IReadOnlyList<HelmChartRecord> charts, CancellationToken cancellationToken)
+    {
+        var current = await GetCatalogAsync(repository, cancellationToken).ConfigureAwait(false);
+        var keepIndex = current?.Index is { } own && own.FetchedAt >= index.FetchedAt && await IsStoredAsync(current, cancellationToken).ConfigureAwait(false);
+        var records = new Dictionary<(string, string), HelmChartRecord>();
+        foreach (var chart in (current?.Document.Charts ?? []).Concat(charts))
+        {
+            records[(chart.Name, chart.Version)] = chart;
+        }
+
+        var document = new HelmRepositoryDocument(keepIndex ? current!.Document.Url : repository.Options.Url, keepIndex ? current!.Index : index, [.. records.Values]);
+        var status = await _cache.Metadata.WriteAsync(DocumentKey(repository.Name), JsonSerializer.SerializeToUtf8Bytes(document, HelmJsonContext.Default.HelmRepositoryDocument),
+            cancellationToken).ConfigureAwait(false);
+        if (status == StorageStatus.Ok)
+        {
+            _catalogs[repository.Name] = new HelmCatalog(document, keepIndex ? current!.CheckedAt : DateTimeOffset.MinValue);
+        }
+
+        return status;
+    }
+
+    /// <summary>Records the provenance file of a chart version, stored by its digest.</summary>
+    public ValueTask<StorageStatus> PutProvenanceRecordAsync(HelmRepository repository, string chart, string version, HelmProvenanceRecord record, CancellationToken cancellationToken) =>
+        _cache.Metadata.WriteAsync(ProvenanceKey(repository.Name, chart, version), JsonSerializer.SerializeToUtf8Bytes(record, HelmJsonContext.Default.HelmProvenanceRecord), cancellationToken);
+
     /// <summary>Stores small verified content (an index, a provenance file) by its digest, as brought in by <paramref name="origin"/>.</summary>
     public async ValueTask<StorageStatus> PutContentAsync(Digest digest, byte[] content, ContentOrigin origin, CancellationToken cancellationToken)
     {

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Security.Cryptography;
 using MirrorProxy.Bundles;
-using MirrorProxy.Helm;
 using MirrorProxy.Hosting;
 using MirrorProxy.Oci;
 using MirrorProxy.Readiness;
@@ -10,7 +9,8 @@ namespace MirrorProxy.Cli;
 
 /// <summary>
 /// <c>mirrorproxy bundle export</c>: cuts a signed bundle from a running (connected) mirror, of the images a list
-/// names, selection rules select (resolved through the mirror, as for warm), or both. Images only: no Helm charts.
+/// names, selection rules select (resolved through the mirror, as for warm), or both; Helm chart references
+/// (<c>helm:REPOSITORY/CHART@VERSION-or-range</c>) carry the chart archive, its provenance file and the repository's index.
 /// </summary>
 internal static class BundleExportCommand
 {
@@ -25,7 +25,7 @@ internal static class BundleExportCommand
         var splitSize = new Option<string?>("--split-size") { Description = "Cut a .tar or .tar.zst into parts FILE.001, FILE.002, … each smaller than this (4GiB fits FAT32)." };
         var tokenFile = BundleCommand.TokenFile();
         var ca = ClientOptions.Ca();
-        var command = new Command("export", "Export a signed bundle of images (all of them, or only what an island lacks) from a connected mirror.")
+        var command = new Command("export", "Export a signed bundle of images and Helm charts (all of them, or only what an island lacks) from a connected mirror.")
         {
             server, images, platform, inventory, signKey, output, splitSize, tokenFile, ca,
         };
@@ -132,15 +132,9 @@ internal static class BundleExportCommand
         }
 
         (list, platforms) = (selected.Images, selected.Platforms);
-        if (list.FirstOrDefault(ChartReference.IsChart) is { } chart)
-        {
-            await stderr.WriteLineAsync($"{chart}: a bundle carries images only; warm and pin Helm charts with mirrorproxy warm").ConfigureAwait(false);
-            return 2;
-        }
-
         if (list.Count == 0)
         {
-            await stderr.WriteLineAsync("--images, --select, --rules: the list and the rules name no image").ConfigureAwait(false);
+            await stderr.WriteLineAsync("--images, --select, --rules: the list and the rules name no image or chart").ConfigureAwait(false);
             return 2;
         }
         var exporter = new BundleExporter(http, TimeProvider.System);
@@ -181,7 +175,8 @@ internal static class BundleExportCommand
 
         var manifest = result.Manifest!;
         await stdout.WriteLineAsync(
-            $"summary: {manifest.Kind} bundle {manifest.Sequence} of mirror {manifest.MirrorId}: {manifest.Images.Count} images, {result.Manifests} manifests, " +
+            $"summary: {manifest.Kind} bundle {manifest.Sequence} of mirror {manifest.MirrorId}: {manifest.Images.Count} images, " +
+            (manifest.Charts is { Count: > 0 } charts ? $"{charts.Count} charts of {manifest.HelmRepositories!.Count} Helm repositories, " : "") + $"{result.Manifests} manifests, " +
             $"{result.Blobs} blobs, {BundleCommand.Bytes(result.Bytes)} bytes" +
             (manifest.Base is { } b ? $"; left out {result.BlobsOmitted} blobs ({BundleCommand.Bytes(result.BytesOmitted)} bytes) the island already has" : "") +
             (skippedIds > 0 ? $"; {skippedIds} bare image IDs skipped" : "")).ConfigureAwait(false);

@@ -108,6 +108,11 @@ internal static class BundleImportCommand
                 await output.WriteLineAsync($"  {image.Reference} {image.Digest}{(image.Platforms.Count > 0 ? " " + string.Join(',', image.Platforms) : "")}").ConfigureAwait(false);
             }
 
+            foreach (var chart in manifest.Charts ?? [])
+            {
+                await output.WriteLineAsync($"  {chart.Reference} {chart.Digest}{(chart.ProvenanceDigest is null ? "" : " (with provenance)")} from {chart.Url}").ConfigureAwait(false);
+            }
+
             if (manifest.Base is { } b)
             {
                 await output.WriteLineAsync($"delta: cut against the inventory of mirror {b.MirrorId} ({b.Created:u}, {b.Objects} objects); {b.Omitted} blobs are expected there").ConfigureAwait(false);
@@ -225,7 +230,7 @@ internal static class BundleImportCommand
 
             await output.WriteLineAsync(
                 $"summary: imported {result.Kind} bundle {result.Sequence} of mirror {result.SourceMirrorId} " +
-                $"({(result.SignedBy is { } by ? $"signed by key {by}" : "signature not checked")}): {result.Images} images, {result.Manifests} manifests; " +
+                $"({(result.SignedBy is { } by ? $"signed by key {by}" : "signature not checked")}): {result.Images} images, {(result.Charts > 0 ? $"{result.Charts} charts, " : "")}{result.Manifests} manifests; " +
                 $"{result.BlobsImported} blobs new ({BundleCommand.Bytes(result.BytesImported)} bytes), {result.BlobsAlreadyPresent} already cached; " +
                 $"{result.TagsSet} tags set{(result.TagsKept > 0 ? $", {result.TagsKept} kept (seen later here)" : "")}; pinned as '{result.PinSet}'").ConfigureAwait(false);
             return 0;

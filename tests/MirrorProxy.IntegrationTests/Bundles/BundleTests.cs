@@ -54,7 +54,7 @@ public sealed class BundleTests(BundleFixture fixture, ITestOutputHelper log) : 
     }
 
     [Fact]
-    public async Task SelectedBundle_FromSelectAndRules_HoldsWhatTheySelect_SaysWhatSelectedIt_AndRefusesCharts()
+    public async Task SelectedBundle_FromSelectAndRules_HoldsWhatTheySelect_AndSaysWhatSelectedIt()
     {
         // An older release beside 1.0 that the rules leave out.
         var old = await OciImageFactory.PushDockerImageAsync(fixture.Registry, fixture.MultiArch.Repository, "0.9", "bundle-select-old");
@@ -74,14 +74,9 @@ public sealed class BundleTests(BundleFixture fixture, ITestOutputHelper log) : 
         Assert.Equal([fixture.DockerReference, fixture.MultiArchReference], references);
         Assert.DoesNotContain(manifest.GetProperty("images").EnumerateArray(), i => i.GetProperty("digest").GetString() == old.Digest);
 
-        // Charts are warmed and pinned, never bundled: a list that names one is refused before anything is written.
-        var withChart = _work.Combine("with-chart.txt");
-        await File.WriteAllTextAsync(withChart, $"{fixture.DockerReference}\nhelm:charts/app@1.0.0\n");
-        (exit, text) = await BundleFixture.CliAsync("bundle", "export", "--server", fixture.Connected.BaseUri.ToString(), "--images", withChart,
-            "--sign-key", fixture.SigningKey, "--output", _work.Combine("with-chart"));
-        Assert.Equal(2, exit);
-        Assert.Contains("helm:charts/app@1.0.0: a bundle carries images only", text, StringComparison.Ordinal);
-        Assert.False(Directory.Exists(_work.Combine("with-chart")));
+        // Images only: the first format version, which mirrors that know nothing of charts read.
+        Assert.Equal(1, manifest.GetProperty("formatVersion").GetInt32());
+        Assert.False(manifest.TryGetProperty("charts", out _));
     }
 
     [Fact]

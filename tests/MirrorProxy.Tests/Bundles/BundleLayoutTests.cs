@@ -31,9 +31,31 @@ public sealed class BundleLayoutTests
         Assert.Contains("twice", BundleLayout.Validate(Manifest(new BundleFile("index.json", 1, Hex))), StringComparison.Ordinal);
         var otherHex = new string('b', 64);
         Assert.Contains("not its own name", BundleLayout.Validate(Manifest(new BundleFile("blobs/sha256/" + otherHex, 1, Hex))), StringComparison.Ordinal);
-        Assert.Contains("format version", BundleLayout.Validate(Manifest() with { FormatVersion = 2 }), StringComparison.Ordinal);
+        Assert.Contains("format version", BundleLayout.Validate(Manifest() with { FormatVersion = 3 }), StringComparison.Ordinal);
+        Assert.Null(BundleLayout.Validate(Manifest() with { FormatVersion = BundleManifest.ImagesOnlyFormatVersion }));
         Assert.Contains("delta", BundleLayout.Validate(Manifest() with { Kind = BundleManifest.DeltaKind }), StringComparison.Ordinal);
         Assert.Contains("not in the bundle", BundleLayout.Validate(Manifest() with { Images = [new BundleImage("alpine", "sha256:" + otherHex, "x", 1, [])] }), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_Charts_NameAListedRepositoryWhoseIndexIsCarried_WithADigestAndAnUpstreamUrl()
+    {
+        var repository = new BundleHelmRepository("charts", "https://charts.example.com/stable", "sha256:" + Hex, 10);
+        var chart = new BundleChart("charts", "app", "1.2.3", "sha256:" + Hex, 10, "https://charts.example.com/stable/app-1.2.3.tgz", null, null);
+        var sound = Manifest() with { HelmRepositories = [repository], Charts = [chart] };
+        Assert.Null(BundleLayout.Validate(sound));
+        Assert.Equal("helm:charts/app@1.2.3", chart.Reference);
+
+        Assert.Contains("carries images only", BundleLayout.Validate(sound with { FormatVersion = BundleManifest.ImagesOnlyFormatVersion }), StringComparison.Ordinal);
+        Assert.Contains("Helm repository other is not listed", BundleLayout.Validate(sound with { Charts = [chart with { Repository = "other" }] }), StringComparison.Ordinal);
+        Assert.Contains("its index", BundleLayout.Validate(sound with { HelmRepositories = [repository with { IndexDigest = "sha256:" + new string('c', 64) }] }), StringComparison.Ordinal);
+        Assert.Contains("twice", BundleLayout.Validate(sound with { Charts = [chart, chart] }), StringComparison.Ordinal);
+        Assert.Contains("twice", BundleLayout.Validate(sound with { HelmRepositories = [repository, repository] }), StringComparison.Ordinal);
+        Assert.Contains("valid name", BundleLayout.Validate(sound with { Charts = [chart with { Chart = "../app" }] }), StringComparison.Ordinal);
+        Assert.Contains("valid name", BundleLayout.Validate(sound with { HelmRepositories = [repository with { Name = "a/b" }] }), StringComparison.Ordinal);
+        Assert.Contains("upstream URL", BundleLayout.Validate(sound with { Charts = [chart with { Url = "app-1.2.3.tgz" }] }), StringComparison.Ordinal);
+        Assert.Contains("upstream URL", BundleLayout.Validate(sound with { Charts = [chart with { Digest = "md5:abc" }] }), StringComparison.Ordinal);
+        Assert.Contains("provenance", BundleLayout.Validate(sound with { Charts = [chart with { ProvenanceDigest = "sha256:" + Hex }] }), StringComparison.Ordinal);
     }
 
     [Fact]
