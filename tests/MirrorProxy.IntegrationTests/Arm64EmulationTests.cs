@@ -57,7 +57,7 @@ public sealed class Arm64EmulationTests(PullThroughFixture fixture) : IDisposabl
     private async Task ServesASkopeoPullAsync(IEnumerable<string> qemuArguments, string compilation)
     {
         await using var mirror = await MirrorProcess.StartAsync("qemu-aarch64-static", qemuArguments, _work.Combine("cache"),
-            ["--upstream", $"docker.io={fixture.Upstream.BaseUri}"], TimeSpan.FromMinutes(2));
+            ["--upstream", $"docker.io={fixture.Upstream.BaseUri}", "--max-cache-size", "48MiB"], TimeSpan.FromMinutes(2));
 
         // The build runs as shipped: arm64, the server GC with DATAS and the compiled-in 8 MiB gen0 cap
         // (as measured in benchmarks/README.md).
@@ -73,5 +73,9 @@ public sealed class Arm64EmulationTests(PullThroughFixture fixture) : IDisposabl
         {
             Assert.Equal(blob.Content, await File.ReadAllBytesAsync(_work.Combine("pulled", "blobs", "sha256", blob.Hex)));
         }
+
+        // Size options are read as text in every build: a trimmed, AOT-compiled binder once left them at their defaults.
+        var metrics = new PrometheusText(await mirror.Client.GetStringAsync("/metrics"));
+        Assert.Equal(48 * 1024 * 1024, metrics.Sum("mirrorproxy_cache_budget_bytes"));
     }
 }
