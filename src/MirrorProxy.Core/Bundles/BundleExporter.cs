@@ -14,7 +14,7 @@ namespace MirrorProxy.Bundles;
 
 /// <summary>What an export is asked to do.</summary>
 internal sealed record BundleExportRequest(
-    IReadOnlyList<string> Images, PlatformSelection Platforms, string? InventoryPath, ECDsa SigningKey, string Output, long? SplitSize);
+    IReadOnlyList<string> Images, PlatformSelection Platforms, string? InventoryPath, ECDsa SigningKey, string Output, long? SplitSize, SelectionRecord? Selection = null);
 
 /// <summary>How an export ended.</summary>
 internal sealed record BundleExportResult(
@@ -212,7 +212,8 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
             images.Select(i => new BundleImage(i.Reference, i.Top!.Digest.Value, i.Top.MediaType, i.Top.Content.Length, i.Platforms)).ToList(),
             contents.Select(c => c.File).ToList(),
             repositories.Count > 0 ? [.. repositories.Select(r => r.Repository)] : null,
-            charts.Count > 0 ? [.. charts.Select(c => c.Chart)] : null);
+            charts.Count > 0 ? [.. charts.Select(c => c.Chart)] : null,
+            request.Selection);
         var manifestBytes = JsonSerializer.SerializeToUtf8Bytes(manifestDocument, BundleJsonContext.Default.BundleManifest);
         var signature = BundleSigning.Sign(request.SigningKey, manifestBytes);
         var total = contents.Sum(c => c.File.Size);

@@ -19,6 +19,7 @@ namespace MirrorProxy.Bundles;
 /// <param name="Files">Every file of the bundle but this one and its signature.</param>
 /// <param name="HelmRepositories">The classic Helm repositories the charts come from, each with the index it carries.</param>
 /// <param name="Charts">Helm chart versions, each an archive (and its provenance file) among the blobs.</param>
+/// <param name="Selection">The selection rules and their sources, when rules chose what the bundle holds.</param>
 internal sealed record BundleManifest(
     int FormatVersion,
     string Kind,
@@ -29,7 +30,8 @@ internal sealed record BundleManifest(
     IReadOnlyList<BundleImage> Images,
     IReadOnlyList<BundleFile> Files,
     IReadOnlyList<BundleHelmRepository>? HelmRepositories = null,
-    IReadOnlyList<BundleChart>? Charts = null)
+    IReadOnlyList<BundleChart>? Charts = null,
+    Selection.SelectionRecord? Selection = null)
 {
     /// <summary>Version 1: images only. Version 2 adds Helm charts; a bundle without charts is still written as version 1.</summary>
     public const int ImagesOnlyFormatVersion = 1;

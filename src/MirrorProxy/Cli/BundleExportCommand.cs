@@ -144,7 +144,7 @@ internal static class BundleExportCommand
         try
         {
             result = await BundleCommand.WithProgressAsync(interactive, "export", progress =>
-                exporter.ExportAsync(new BundleExportRequest(list, platforms!, inventory, signingKey, output, split), new Progress(stdout, interactive, progress), cancellationToken)).ConfigureAwait(false);
+                exporter.ExportAsync(new BundleExportRequest(list, platforms!, inventory, signingKey, output, split, selected.Record), new Progress(stdout, interactive, progress), cancellationToken)).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException or InvalidDataException && !cancellationToken.IsCancellationRequested)
         {

@@ -74,6 +74,12 @@ public sealed class BundleTests(BundleFixture fixture, ITestOutputHelper log) : 
         Assert.Equal([fixture.DockerReference, fixture.MultiArchReference], references);
         Assert.DoesNotContain(manifest.GetProperty("images").EnumerateArray(), i => i.GetProperty("digest").GetString() == old.Digest);
 
+        // The signed manifest records what selected them: the sources and the rules as resolved.
+        var selection = manifest.GetProperty("selection");
+        Assert.Contains($"--select docker.io/{fixture.Docker.Repository}:1.*", selection.GetProperty("sources").EnumerateArray().Select(s => s.GetString()));
+        Assert.Contains(selection.GetProperty("rules").EnumerateArray(),
+            r => r.GetProperty("repository").GetString() == $"docker.io/{fixture.MultiArch.Repository}" && r.GetProperty("semver").GetString() == ">=1");
+
         // Images only: the first format version, which mirrors that know nothing of charts read.
         Assert.Equal(1, manifest.GetProperty("formatVersion").GetInt32());
         Assert.False(manifest.TryGetProperty("charts", out _));
