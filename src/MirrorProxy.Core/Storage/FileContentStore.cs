@@ -341,6 +341,7 @@ internal sealed partial class FileContentStore : IContentStore
         private long _written;
         private long _writebackStarted;
         private long _writebackDone;
+        private StorageStatus _writebackFailure = StorageStatus.Ok;
         private bool _published;
 
         public FileContentWriter(FileContentStore store, Digest digest, long? expectedSize, string tempPath, SafeFileHandle handle, bool writeBehind)
@@ -397,6 +398,8 @@ internal sealed partial class FileContentStore : IContentStore
             _writebackStarted = written;
             if (status != StorageStatus.Ok)
             {
+                // Kept: the kernel has told this error once, and the flush before a commit would not tell it again.
+                _writebackFailure = status;
                 Log.WriteFailed(_store._logger, Digest.Value, status, "write-behind failed");
             }
 
@@ -410,6 +413,11 @@ internal sealed partial class FileContentStore : IContentStore
 
         public async ValueTask<StorageStatus> CommitAsync(string? mediaType, IReadOnlyCollection<string>? privateOrigins, CancellationToken cancellationToken)
         {
+            if (_writebackFailure != StorageStatus.Ok)
+            {
+                return _writebackFailure;
+            }
+
             Span<byte> hash = stackalloc byte[64];
             var length = _hash.GetHashAndReset(hash);
             if (!Digest.MatchesHash(hash[..length]) || (_expectedSize is { } expected && expected != Written))
