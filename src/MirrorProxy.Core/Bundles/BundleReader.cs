@@ -189,7 +189,7 @@ internal static class BundleReader
 
         var expected = manifest.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        // Two buffers: one is written to the destination while the next is read and hashed.
+        // Two buffers: one is written to the destination (which may hash it as it writes) while the next is read.
         byte[][] buffers = [ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize)];
         try
         {
