@@ -116,7 +116,7 @@ internal sealed class BundleImportTarget
     /// </summary>
     public async ValueTask<(StagedBlob Blob, Stream Content)> StageAsync(Digest digest, long size, CancellationToken cancellationToken)
     {
-        var (status, writer) = await _cache.BeginWriteAsync(digest, size, cancellationToken).ConfigureAwait(false);
+        var (status, writer) = await _cache.BeginBulkWriteAsync(digest, size, cancellationToken).ConfigureAwait(false);
         if (writer is null)
         {
             throw new IOException($"the cache cannot take {digest}: {status}");
@@ -246,9 +246,22 @@ internal sealed class BundleImportTarget
         }
     }
 
-    /// <summary>A write-only stream over a content writer: what the bundle reader copies a blob into.</summary>
-    private sealed class ContentWriterStream(IContentWriter writer) : Stream
+    /// <summary>
+    /// A write-only stream over a content writer: what the bundle reader copies a blob into. The writer hashes what
+    /// it writes (to verify it at commit); the reader takes that hash rather than hashing the blob a second time.
+    /// </summary>
+    private sealed class ContentWriterStream(IContentWriter writer) : Stream, IHashingDestination
     {
+        public bool HashesSha256 { get; } = !writer.Digest.IsSha512 && writer.GetCurrentHash(stackalloc byte[64]) == 32;
+
+        public void GetSha256(Span<byte> hash)
+        {
+            if (writer.GetCurrentHash(hash) != 32)
+            {
+                throw new InvalidOperationException($"the writer of {writer.Digest} does not hash with SHA-256");
+            }
+        }
+
         public override bool CanRead => false;
 
         public override bool CanSeek => false;

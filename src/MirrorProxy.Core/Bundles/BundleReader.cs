@@ -54,6 +54,19 @@ internal interface IBundleSink
     ValueTask CompleteAsync(BundleFile file, Stream? destination, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// A destination that computes the SHA-256 of what is written to it, as it writes it (the cache's writer does, to
+/// verify at commit): the reader takes that hash rather than hashing the same bytes a second time.
+/// </summary>
+internal interface IHashingDestination
+{
+    /// <summary>Whether the destination hashes with SHA-256; when not, the reader hashes.</summary>
+    bool HashesSha256 { get; }
+
+    /// <summary>The SHA-256 of everything written so far (32 bytes).</summary>
+    void GetSha256(Span<byte> hash);
+}
+
 /// <summary>The keys a bundle may be signed with, or permission to read it unsigned.</summary>
 internal sealed record BundleTrust(IReadOnlyList<TrustedKey> Keys, bool AllowUnsigned);
 
@@ -176,7 +189,7 @@ internal static class BundleReader
 
         var expected = manifest.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        // Two buffers: one is written to the destination while the next is read and hashed.
+        // Two buffers: one is written to the destination (which may hash it as it writes) while the next is read.
         byte[][] buffers = [ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize)];
         try
         {
@@ -248,7 +261,9 @@ internal static class BundleReader
         var writing = Task.CompletedTask;
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            // Hashed once, as it streams: by the destination when it hashes what it writes, else here.
+            var hashing = destination as IHashingDestination is { HashesSha256: true } selfHashing ? selfHashing : null;
+            using var hash = hashing is null ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
             var source = entry.DataStream;
             long copied = 0;
             for (var turn = 0; copied < file.Size; turn ^= 1)
@@ -262,7 +277,7 @@ internal static class BundleReader
                     return Refuse(BundleRefusal.Truncated, $"the archive is truncated: it ends inside {file.Path} after {copied} of {file.Size} bytes", state);
                 }
 
-                hash.AppendData(buffer, 0, read);
+                hash?.AppendData(buffer, 0, read);
                 if (destination is not null)
                 {
                     if (await WrittenAsync(writing, file, state).ConfigureAwait(false) is { } failed)
@@ -284,7 +299,15 @@ internal static class BundleReader
             }
 
             Span<byte> digest = stackalloc byte[32];
-            hash.GetHashAndReset(digest);
+            if (hash is not null)
+            {
+                hash.GetHashAndReset(digest);
+            }
+            else
+            {
+                hashing!.GetSha256(digest);
+            }
+
             if (!Convert.ToHexStringLower(digest).Equals(file.Sha256, StringComparison.Ordinal))
             {
                 return Refuse(BundleRefusal.FileMismatch, $"{file.Path} does not hash to its signed sha256 (altered or damaged)", state);

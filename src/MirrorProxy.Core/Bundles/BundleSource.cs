@@ -1,6 +1,5 @@
 using System.Formats.Tar;
 using System.IO.Compression;
-using System.IO.Pipelines;
 using MirrorProxy.Common;
 using ZstdSharp;
 
@@ -15,7 +14,6 @@ namespace MirrorProxy.Bundles;
 internal sealed class BundleSource : IAsyncDisposable
 {
     private readonly List<IDisposable> _owned = [];
-    private Task? _producer;
 
     private BundleSource(Stream tar, long inputBytes, string description)
     {
@@ -97,8 +95,9 @@ internal sealed class BundleSource : IAsyncDisposable
     }
 
     /// <summary>
-    /// A directory streamed as tar: the manifest and its signature first, then the layout files, then the blobs,
-    /// then anything else found there (which the reader refuses). Symbolic links go in as links, not followed.
+    /// A directory streamed as tar (<see cref="DirectoryTarStream"/>, of known length): the manifest and its signature
+    /// first, then the layout files, then the blobs, then anything else found there (which the reader refuses).
+    /// Symbolic links go in as links, not followed.
     /// </summary>
     private static BundleSource OpenDirectory(string directory)
     {
@@ -126,42 +125,13 @@ internal sealed class BundleSource : IAsyncDisposable
         };
 
         entries.Sort((a, b) => Rank(a.Name) != Rank(b.Name) ? Rank(a.Name).CompareTo(Rank(b.Name)) : string.CompareOrdinal(a.Name, b.Name));
-        var total = entries.Where(e => e.Info is FileInfo && e.Info.LinkTarget is null).Sum(e => ((FileInfo)e.Info).Length);
-
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024));
-        var counter = new CountingStream(pipe.Reader.AsStream());
-        var source = new BundleSource(counter, total, root) { _counter = counter };
-        source._producer = Task.Run(() => WriteDirectoryAsync(entries, pipe.Writer));
+        var tarEntries = entries.ConvertAll(e => new DirectoryTarEntry(e.Name, e.Info.FullName, e.Info is FileInfo file && e.Info.LinkTarget is null ? file.Length : 0,
+            e.Info.LastWriteTimeUtc, e.Info.LinkTarget));
+        var tar = new DirectoryTarStream(tarEntries);
+        var counter = new CountingStream(tar);
+        var source = new BundleSource(counter, tarEntries.Sum(e => e.Size), root) { _counter = counter, TarLength = tar.TarLength };
         source._owned.Add(counter);
         return source;
-    }
-
-    private static async Task WriteDirectoryAsync(List<(string Name, FileSystemInfo Info)> entries, PipeWriter writer)
-    {
-        try
-        {
-            await using (var tar = new TarWriter(writer.AsStream(leaveOpen: true), TarEntryFormat.Pax, leaveOpen: true))
-            {
-                foreach (var (name, info) in entries)
-                {
-                    if (info.LinkTarget is { } target)
-                    {
-                        await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, name) { LinkName = target }).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    await using var file = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = file }).ConfigureAwait(false);
-                }
-            }
-
-            await writer.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            // The reader sees the failure as a broken stream.
-            await writer.CompleteAsync(ex).ConfigureAwait(false);
-        }
     }
 
     public async ValueTask DisposeAsync()
@@ -170,18 +140,6 @@ internal sealed class BundleSource : IAsyncDisposable
         foreach (var owned in _owned)
         {
             owned.Dispose();
-        }
-
-        if (_producer is { } producer)
-        {
-            try
-            {
-                await producer.ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is IOException or InvalidOperationException or OperationCanceledException)
-            {
-                // The reader stopped early (a refused bundle): the writer's failure is expected.
-            }
         }
     }
 }

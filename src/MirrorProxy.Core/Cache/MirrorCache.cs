@@ -352,9 +352,16 @@ internal sealed partial class MirrorCache : IDisposable
     }
 
     /// <summary>Starts writing new content. A failure to start is a storage fault: the cache is marked degraded.</summary>
-    public async ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken)
+    public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken) =>
+        BeganAsync(digest, _store.BeginWriteAsync(digest, expectedSize, cancellationToken));
+
+    /// <summary>As <see cref="BeginWriteAsync"/>, for content nobody reads before it is committed (see <see cref="IContentStore.BeginBulkWriteAsync"/>).</summary>
+    public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginBulkWriteAsync(Digest digest, long size, CancellationToken cancellationToken) =>
+        BeganAsync(digest, _store.BeginBulkWriteAsync(digest, size, cancellationToken));
+
+    private async ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeganAsync(Digest digest, ValueTask<(StorageStatus Status, IContentWriter? Writer)> begin)
     {
-        var (status, writer) = await _store.BeginWriteAsync(digest, expectedSize, cancellationToken).ConfigureAwait(false);
+        var (status, writer) = await begin.ConfigureAwait(false);
         if (StorageErrors.IsWriteFault(status))
         {
             _health.WriteFailed(status, "blob " + digest.Value);

@@ -76,13 +76,24 @@ internal sealed partial class FileContentStore : IContentStore
         return ValueTask.FromResult<(StorageStatus, IContentReader?)>((StorageStatus.Ok, new FileContentReader(handle, length)));
     }
 
-    public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken)
+    public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken) =>
+        BeginWrite(digest, expectedSize, writeBehind: false);
+
+    /// <summary>
+    /// As <see cref="BeginWriteAsync"/>, for an object nobody reads before its commit: written back to the disk as it
+    /// goes and dropped from the page cache, so that a bundle of many gigabytes neither pushes the hot content out of
+    /// memory nor leaves the flush before each commit with the whole blob to write.
+    /// </summary>
+    public ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginBulkWriteAsync(Digest digest, long size, CancellationToken cancellationToken) =>
+        BeginWrite(digest, size, writeBehind: true);
+
+    private ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWrite(Digest digest, long? expectedSize, bool writeBehind)
     {
         var temp = Layout.NewTempPath();
         try
         {
             var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete, FileOptions.Asynchronous);
-            return ValueTask.FromResult<(StorageStatus, IContentWriter?)>((StorageStatus.Ok, new FileContentWriter(this, digest, expectedSize, temp, handle)));
+            return ValueTask.FromResult<(StorageStatus, IContentWriter?)>((StorageStatus.Ok, new FileContentWriter(this, digest, expectedSize, temp, handle, writeBehind)));
         }
         catch (Exception ex) when (StorageErrors.IsStorageFailure(ex))
         {
@@ -318,15 +329,22 @@ internal sealed partial class FileContentStore : IContentStore
 
     private sealed class FileContentWriter : IContentWriter
     {
+        /// <summary>How much a write-behind writer hands to the disk at a time; about twice this is in memory at once.</summary>
+        private const long WriteBehindWindow = 8L * 1024 * 1024;
+
         private readonly FileContentStore _store;
         private readonly long? _expectedSize;
         private readonly string _tempPath;
         private readonly SafeFileHandle _handle;
         private readonly IncrementalHash _hash;
+        private readonly bool _writeBehind;
         private long _written;
+        private long _writebackStarted;
+        private long _writebackDone;
+        private StorageStatus _writebackFailure = StorageStatus.Ok;
         private bool _published;
 
-        public FileContentWriter(FileContentStore store, Digest digest, long? expectedSize, string tempPath, SafeFileHandle handle)
+        public FileContentWriter(FileContentStore store, Digest digest, long? expectedSize, string tempPath, SafeFileHandle handle, bool writeBehind)
         {
             _store = store;
             Digest = digest;
@@ -334,6 +352,7 @@ internal sealed partial class FileContentStore : IContentStore
             _tempPath = tempPath;
             _handle = handle;
             _hash = digest.CreateHash();
+            _writeBehind = writeBehind;
         }
 
         public Digest Digest { get; }
@@ -356,14 +375,49 @@ internal sealed partial class FileContentStore : IContentStore
 
             _hash.AppendData(data.Span);
             Volatile.Write(ref _written, offset + data.Length);
-            return StorageStatus.Ok;
+            var end = offset + data.Length;
+
+            // The last write hands the rest to the disk too: the commit's flush then waits for little.
+            return _writeBehind && (end - _writebackStarted >= WriteBehindWindow || end == _expectedSize) ? WriteBehind(end) : StorageStatus.Ok;
         }
+
+        /// <summary>
+        /// Starts the disk write of the window just filled, then waits for the one before it (written meanwhile) and
+        /// drops it from memory. The flush before the commit is still what makes the blob durable; a write error
+        /// seen here fails this write, so a blob the disk did not take is never published.
+        /// </summary>
+        private StorageStatus WriteBehind(long written)
+        {
+            var status = Durability.StartWriteback(_handle, _writebackStarted, written - _writebackStarted);
+            if (status == StorageStatus.Ok && _writebackStarted > _writebackDone)
+            {
+                status = Durability.FinishWriteback(_handle, _writebackDone, _writebackStarted - _writebackDone);
+                _writebackDone = _writebackStarted;
+            }
+
+            _writebackStarted = written;
+            if (status != StorageStatus.Ok)
+            {
+                // Kept: the kernel has told this error once, and the flush before a commit would not tell it again.
+                _writebackFailure = status;
+                Log.WriteFailed(_store._logger, Digest.Value, status, "write-behind failed");
+            }
+
+            return status;
+        }
+
+        public int GetCurrentHash(Span<byte> destination) => _hash.GetCurrentHash(destination);
 
         public ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
             RandomAccess.ReadAsync(_handle, buffer, offset, cancellationToken);
 
         public async ValueTask<StorageStatus> CommitAsync(string? mediaType, IReadOnlyCollection<string>? privateOrigins, CancellationToken cancellationToken)
         {
+            if (_writebackFailure != StorageStatus.Ok)
+            {
+                return _writebackFailure;
+            }
+
             Span<byte> hash = stackalloc byte[64];
             var length = _hash.GetHashAndReset(hash);
             if (!Digest.MatchesHash(hash[..length]) || (_expectedSize is { } expected && expected != Written))

@@ -46,6 +46,13 @@ internal interface IContentStore
     ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginWriteAsync(Digest digest, long? expectedSize, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Starts writing an object that nobody reads until it is committed (a bundle import). A store may then write
+    /// it back to its medium as it goes and keep none of it in memory; the commit's guarantees are the same.
+    /// </summary>
+    ValueTask<(StorageStatus Status, IContentWriter? Writer)> BeginBulkWriteAsync(Digest digest, long size, CancellationToken cancellationToken) =>
+        BeginWriteAsync(digest, size, cancellationToken);
+
+    /// <summary>
     /// Starts writing an object whose size and attributes are known from the start (a copy of a stored object). A
     /// store that sends the bytes on as they are written (a remote one) takes only this form, and records these
     /// attributes rather than those given to the commit; others take the commit's.
@@ -99,6 +106,13 @@ internal interface IContentWriter : IAsyncDisposable
     ValueTask<StorageStatus> WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
     ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The hash, in the digest's algorithm, of what was written so far, into <paramref name="destination"/>; its
+    /// length, or 0 when this writer does not hash (its store verifies the digest itself). Lets a caller that must
+    /// know whether the bytes verify before it commits use this hash rather than hash the same bytes again.
+    /// </summary>
+    int GetCurrentHash(Span<byte> destination);
 
     /// <summary>
     /// Verifies the digest (and the expected size, when one was given), makes the bytes durable and publishes them

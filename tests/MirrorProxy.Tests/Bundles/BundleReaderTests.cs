@@ -98,4 +98,83 @@ public sealed class BundleReaderTests
         Assert.Equal(BundleRefusal.NotABundle, result.Refusal);
         Assert.Contains("must begin with mirrorproxy-bundle.json", result.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>Keeps what is written and hashes it as it is written, as the cache's writer does.</summary>
+    private sealed class HashingDestination : MemoryStream, IHashingDestination
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+        public bool HashesSha256 => true;
+
+        public int Writes { get; private set; }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            _hash.AppendData(buffer);
+            Writes++;
+            base.Write(buffer);
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public void GetSha256(Span<byte> hash) => _hash.GetCurrentHash(hash);
+    }
+
+    private sealed class HashingSink : IBundleSink
+    {
+        public List<string> Completed { get; } = [];
+
+        public List<HashingDestination> Destinations { get; } = [];
+
+        public ValueTask<string?> AcceptAsync(BundleManifest manifest, CancellationToken cancellationToken) => ValueTask.FromResult<string?>(null);
+
+        public ValueTask<Stream?> OpenAsync(BundleFile file, CancellationToken cancellationToken)
+        {
+            var destination = new HashingDestination();
+            Destinations.Add(destination);
+            return ValueTask.FromResult<Stream?>(destination);
+        }
+
+        public ValueTask CompleteAsync(BundleFile file, Stream? destination, CancellationToken cancellationToken)
+        {
+            Completed.Add(file.Path);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task ADestinationThatHashes_ItsHashDecides_AndAnAlteredFileIsRefusedBeforeItCompletes()
+    {
+        var (privatePem, publicPem) = BundleSigning.GenerateKeyPair();
+        using var key = BundleSigning.LoadPrivateKey(privatePem, out _)!;
+        using var trusted = BundleSigning.LoadPublicKey(publicPem, out _)!;
+        var manifest = ManifestBytes();
+        var altered = (byte[])Index.Clone();
+        altered[^2] ^= 1;
+
+        var sound = new HashingSink();
+        var accepted = await BundleReader.ReadAsync(Tar(
+            ("mirrorproxy-bundle.json", manifest, TarEntryType.RegularFile),
+            ("mirrorproxy-bundle.json.sig", BundleSigning.Sign(key, manifest), TarEntryType.RegularFile),
+            ("oci-layout", Layout, TarEntryType.RegularFile),
+            ("index.json", Index, TarEntryType.RegularFile)), new BundleTrust([trusted], false), sound, null, CancellationToken.None);
+        Assert.True(accepted.Accepted, accepted.Message);
+        Assert.Equal(["oci-layout", "index.json"], sound.Completed);
+        Assert.Equal(Index, sound.Destinations[1].ToArray());
+
+        var tampered = new HashingSink();
+        var refused = await BundleReader.ReadAsync(Tar(
+            ("mirrorproxy-bundle.json", manifest, TarEntryType.RegularFile),
+            ("mirrorproxy-bundle.json.sig", BundleSigning.Sign(key, manifest), TarEntryType.RegularFile),
+            ("oci-layout", Layout, TarEntryType.RegularFile),
+            ("index.json", altered, TarEntryType.RegularFile)), new BundleTrust([trusted], false), tampered, null, CancellationToken.None);
+        Assert.Equal(BundleRefusal.FileMismatch, refused.Refusal);
+        Assert.Contains("index.json does not hash to its signed sha256", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(["oci-layout"], tampered.Completed);
+        Assert.True(tampered.Destinations[1].Writes > 0);
+    }
 }

@@ -99,6 +99,48 @@ public sealed class FileContentStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task BulkWrite_ManyWindowsWrittenBehind_CommitsTheSameBytes_AndTheHashSoFarIsThatOfTheBytesWritten()
+    {
+        // 20 MiB in uneven pieces: several write-behind windows, and a last write that is not a whole window.
+        var content = new byte[20 * 1024 * 1024 + 12345];
+        new Random(7).NextBytes(content);
+        var digest = Digest.ComputeSha256(content);
+        var (status, writer) = await _store.BeginBulkWriteAsync(digest, content.Length, CancellationToken.None);
+        Assert.Equal(StorageStatus.Ok, status);
+        await using (writer!)
+        {
+            for (var offset = 0; offset < content.Length; offset += 300_001)
+            {
+                Assert.Equal(StorageStatus.Ok, await writer!.WriteAsync(content.AsMemory(offset, Math.Min(300_001, content.Length - offset)), CancellationToken.None));
+            }
+
+            var hash = new byte[64];
+            Assert.Equal(32, writer!.GetCurrentHash(hash));
+            Assert.True(digest.MatchesHash(hash.AsSpan(0, 32)));
+            Assert.Equal(StorageStatus.Ok, await writer.CommitAsync(null, null, CancellationToken.None));
+        }
+
+        Assert.Equal(content, await File.ReadAllBytesAsync(_layout.BlobPath(digest)));
+        Assert.Empty(Directory.EnumerateFiles(_layout.TempDirectory));
+    }
+
+    [Fact]
+    public async Task BulkWrite_BytesOfAnotherDigest_IsAMismatchAndNothingIsPublished()
+    {
+        var content = new byte[9 * 1024 * 1024];
+        var digest = Digest.ComputeSha256("other"u8);
+        var (_, writer) = await _store.BeginBulkWriteAsync(digest, content.Length, CancellationToken.None);
+        await using (writer!)
+        {
+            Assert.Equal(StorageStatus.Ok, await writer!.WriteAsync(content, CancellationToken.None));
+            Assert.Equal(StorageStatus.Mismatch, await writer.CommitAsync(null, null, CancellationToken.None));
+        }
+
+        Assert.False((await _store.StatAsync(digest, CancellationToken.None)).Exists);
+        Assert.Empty(Directory.EnumerateFiles(_layout.TempDirectory));
+    }
+
+    [Fact]
     public async Task Abort_DiscardsTheWrite()
     {
         var digest = Digest.ComputeSha256(Content);

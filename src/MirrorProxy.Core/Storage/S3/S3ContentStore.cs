@@ -268,6 +268,9 @@ internal sealed partial class S3ContentStore : IContentStore
         public ValueTask<int> ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
             throw new NotSupportedException("an object written to the shared store is read back from it once committed");
 
+        /// <summary>Only a SHA-512 digest is hashed here; the store verifies a SHA-256 one itself.</summary>
+        public int GetCurrentHash(Span<byte> destination) => _hash?.GetCurrentHash(destination) ?? 0;
+
         /// <summary>Ends the body and waits for the store's answer; the attributes were sent with the request.</summary>
         public async ValueTask<StorageStatus> CommitAsync(string? mediaType, IReadOnlyCollection<string>? privateOrigins, CancellationToken cancellationToken)
         {
