@@ -13,7 +13,9 @@ namespace MirrorProxy.Bundles;
 /// <list type="bullet">
 /// <item><c>POST /admin/bundles/import?pinSet=NAME[&amp;allowUnsigned=true]</c>: the body is the bundle as a plain tar
 /// stream (manifest and signature first); trusted keys come as <c>Bundle-Trust</c> headers (base64 of the
-/// SubjectPublicKeyInfo DER). 200 imported, 422 refused, 409 while another import runs.</item>
+/// SubjectPublicKeyInfo DER). 200 imported, 422 refused, 409 while another import runs. With <c>path=ABSOLUTE-PATH</c>
+/// (the bundle's directory or first file, on a disk the mirror itself can read) the mirror reads the bundle from
+/// there instead of the body, which saves the copy through HTTP; 400 when it cannot read that path.</item>
 /// <item><c>GET /admin/bundles/inventory</c>: this mirror's inventory, streamed.</item>
 /// <item><c>POST /admin/bundles/exports</c>: this mirror's identity and the next export sequence number.</item>
 /// <item><c>GET /admin/bundles/charts/REPOSITORY/CHART/VERSION</c>: a cached chart version as an export describes it
@@ -34,7 +36,7 @@ internal static class BundleEndpoints
 
     public static void MapBundleEndpoints(this RouteGroupBuilder admin)
     {
-        admin.MapPost("/bundles/import", static async (HttpContext context, BundleImportService imports, string? pinSet, bool? allowUnsigned) =>
+        admin.MapPost("/bundles/import", static async (HttpContext context, BundleImportService imports, string? pinSet, bool? allowUnsigned, string? path) =>
         {
             pinSet ??= "bundle";
             if (!PinStore.IsValidName(pinSet))
@@ -61,10 +63,31 @@ internal static class BundleEndpoints
                     limit.MaxRequestBodySize = null;
                 }
 
+                BundleSource? source = null;
+                if (path is not null)
+                {
+                    if (!Path.IsPathFullyQualified(path))
+                    {
+                        return Results.Problem(title: $"path: '{path}' is not an absolute path", statusCode: StatusCodes.Status400BadRequest);
+                    }
+
+                    try
+                    {
+                        source = BundleSource.Open([path]);
+                    }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                    {
+                        return Results.Problem(title: $"the mirror cannot read the bundle at {path}: {ex.Message}", statusCode: StatusCodes.Status400BadRequest);
+                    }
+                }
+
                 BundleImportResult result;
                 try
                 {
-                    result = await imports.ImportAsync(context.Request.Body, new BundleTrust(keys, allowUnsigned == true), pinSet, context.RequestAborted).ConfigureAwait(false);
+                    await using (source)
+                    {
+                        result = await imports.ImportAsync(source?.Tar ?? context.Request.Body, new BundleTrust(keys, allowUnsigned == true), pinSet, context.RequestAborted).ConfigureAwait(false);
+                    }
                 }
                 catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
                 {

@@ -47,14 +47,18 @@ internal static class BundleImportCommand
         var pinSet = new Option<string>("--pin-set") { Description = "Pin set the imported images join (default 'bundle').", DefaultValueFactory = _ => "bundle" };
         var tokenFile = BundleCommand.TokenFile();
         var ca = ClientOptions.Ca();
+        var mirrorReads = new Option<bool>("--mirror-reads-path")
+        {
+            Description = "The mirror reads the bundle from the same path itself (it runs on this host, or sees the same mount): nothing is copied through HTTP.",
+        };
         var bundle = Bundle();
         var command = new Command("import", "Import a bundle into a mirror's cache (verified first; a refused bundle leaves nothing behind).")
         {
-            server, trust, allowUnsigned, pinSet, tokenFile, ca, bundle,
+            server, trust, allowUnsigned, pinSet, tokenFile, ca, mirrorReads, bundle,
         };
         command.SetAction((parse, cancellationToken) => ImportAsync(
-            parse.GetValue(server)!, parse.GetValue(trust) ?? [], parse.GetValue(allowUnsigned), parse.GetValue(pinSet)!, parse.GetValue(tokenFile), parse.GetValue(ca), parse.GetValue(bundle)!,
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken));
+            parse.GetValue(server)!, parse.GetValue(trust) ?? [], parse.GetValue(allowUnsigned), parse.GetValue(pinSet)!, parse.GetValue(tokenFile), parse.GetValue(ca),
+            parse.GetValue(mirrorReads), parse.GetValue(bundle)!, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken));
         return command;
     }
 
@@ -132,7 +136,8 @@ internal static class BundleImportCommand
     }
 
     private static async Task<int> ImportAsync(
-        Uri server, string[] trustFiles, bool allowUnsigned, string pinSet, string? tokenFile, string? caFile, string[] paths, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+        Uri server, string[] trustFiles, bool allowUnsigned, string pinSet, string? tokenFile, string? caFile, bool mirrorReads, string[] paths, TextWriter output, TextWriter error,
+        CancellationToken cancellationToken)
     {
         if (!PinStore.IsValidName(pinSet))
         {
@@ -153,8 +158,10 @@ internal static class BundleImportCommand
                 return 1;
             }
 
-            await using var source = await OpenAsync(paths, error).ConfigureAwait(false);
-            if (source is null)
+            // The mirror finds the other parts of a split archive from the first, as this program does.
+            var mirrorPath = mirrorReads ? Path.GetFullPath(paths[0]) : null;
+            await using var source = mirrorReads ? null : await OpenAsync(paths, error).ConfigureAwait(false);
+            if (source is null && !mirrorReads)
             {
                 return 2;
             }
@@ -170,14 +177,17 @@ internal static class BundleImportCommand
             ProgressStream? body = null;
             var (status, result, failure) = await BundleCommand.WithProgressAsync(interactive, "import", async progress =>
             {
-                progress.SetTotal(source.InputBytes);
-                body = new ProgressStream(source.Tar, () => progress.Advance(source.InputRead - progress.Done));
-                using var request = new HttpRequestMessage(HttpMethod.Post, $"/admin/bundles/import?pinSet={Uri.EscapeDataString(pinSet)}{(allowUnsigned ? "&allowUnsigned=true" : "")}")
+                using var request = new HttpRequestMessage(HttpMethod.Post,
+                    $"/admin/bundles/import?pinSet={Uri.EscapeDataString(pinSet)}{(allowUnsigned ? "&allowUnsigned=true" : "")}{(mirrorPath is null ? "" : "&path=" + Uri.EscapeDataString(mirrorPath))}");
+                if (source is not null)
                 {
-                    Content = new StreamContent(body, 256 * 1024),
-                };
-                request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
-                request.Content.Headers.ContentLength = source.TarLength;
+                    progress.SetTotal(source.InputBytes);
+                    body = new ProgressStream(source.Tar, () => progress.Advance(source.InputRead - progress.Done));
+                    request.Content = new StreamContent(body, 256 * 1024);
+                    request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
+                    request.Content.Headers.ContentLength = source.TarLength;
+                }
+
                 foreach (var key in keys)
                 {
                     request.Headers.TryAddWithoutValidation(BundleEndpoints.TrustHeader, Convert.ToBase64String(key.SubjectPublicKeyInfo));

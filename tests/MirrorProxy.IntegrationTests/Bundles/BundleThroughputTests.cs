@@ -58,11 +58,31 @@ public sealed class BundleThroughputTests(BundleFixture fixture, ITestOutputHelp
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"bundle sizes for the two test images: directory {DirectorySize(fixture.FullDirectory)} bytes, tar {new FileInfo(fixture.FullTar).Length} bytes, tar.zst {new FileInfo(zstd).Length} bytes"));
 
+        // The same bundle read by a second island itself, from the path (a disk it sees): no copy through HTTP.
+        await using var reader = await MirrorProcess.StartAsync(_work.Combine("island-reads"), ["--offline", "--upstream", "docker.io=http://127.0.0.1:1"]);
+        (exit, output) = await BundleFixture.CliAsync("bundle", "import", "--server", reader.BaseUri.ToString(), "--trust", fixture.SigningPublicKey, "--mirror-reads-path", fixture.FullTar);
+        Assert.True(exit == 0, output);
+        clock.Restart();
+        (exit, output) = await BundleFixture.CliAsync("bundle", "import", "--server", reader.BaseUri.ToString(), "--trust", fixture.SigningPublicKey, "--mirror-reads-path", bundle);
+        var direct = clock.Elapsed;
+        Assert.True(exit == 0, output);
+        Assert.Contains(", 0 already cached", output, StringComparison.Ordinal);
+        sha256sum = await Sha256sumAsync(files) is var again && again < sha256sum ? again : sha256sum;
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"the mirror reading the path itself: import {direct.TotalSeconds:0.00} s ({mib / direct.TotalSeconds:0} MiB/s); import/sha256sum rate ratio {sha256sum.TotalSeconds / direct.TotalSeconds:0.00}"));
+
+        (exit, output) = await BundleFixture.CliAsync("bundle", "import", "--server", reader.BaseUri.ToString(), "--trust", fixture.SigningPublicKey, "--mirror-reads-path", _work.Combine("absent"));
+        Assert.Equal(1, exit);
+        Assert.Contains($"the mirror cannot read the bundle at {_work.Combine("absent")}", output, StringComparison.Ordinal);
+
         var layer = image.Layers.Single();
-        using var response = await island.Client.GetAsync($"/v2/{image.Repository}/blobs/{layer.Digest}?ns=docker.io", HttpCompletionOption.ResponseHeadersRead);
-        response.EnsureSuccessStatusCode();
-        await using var body = await response.Content.ReadAsStreamAsync();
-        Assert.Equal(layer.Digest, "sha256:" + Convert.ToHexStringLower(await SHA256.HashDataAsync(body)));
+        foreach (var mirror in new[] { island, reader })
+        {
+            using var response = await mirror.Client.GetAsync($"/v2/{image.Repository}/blobs/{layer.Digest}?ns=docker.io", HttpCompletionOption.ResponseHeadersRead);
+            response.EnsureSuccessStatusCode();
+            await using var body = await response.Content.ReadAsStreamAsync();
+            Assert.Equal(layer.Digest, "sha256:" + Convert.ToHexStringLower(await SHA256.HashDataAsync(body)));
+        }
     }
 
     private static async Task<TimeSpan> Sha256sumAsync(IReadOnlyList<string> files)
