@@ -23,8 +23,9 @@ namespace MirrorProxy.Cache;
 /// <para>
 /// Deleting a file is a journaled metadata update that waits on the disk far longer than it uses the CPU (about a
 /// millisecond on a busy virtual disk, for a few microseconds of CPU), so victims are deleted
-/// <see cref="DeleteConcurrency"/> at a time, oldest first. An object pinned or used since the scan is still deleted
-/// if it was chosen, except a pin that the scan did not see, which is checked again before each delete.
+/// <see cref="DeleteConcurrency"/> at a time, oldest first. Pins are checked again before each delete (one may have
+/// been added since the scan); an object used since the scan is still deleted if it was chosen, and fetched again
+/// when next asked for.
 /// </para>
 /// Deleting a file a client is reading does not disturb that client (the open handle keeps the data); downloads
 /// in progress are not in the index yet and are never candidates.
