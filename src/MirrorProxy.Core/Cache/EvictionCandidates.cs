@@ -16,6 +16,13 @@ namespace MirrorProxy.Cache;
 /// <see cref="MemoryBudget"/> (<see cref="BytesPerCandidate"/> each), whatever the size of the cache; when the
 /// target needs more candidates than that, the set holds the oldest ones that fit and the caller scans again.
 /// </para>
+/// <para>
+/// The result is exactly the oldest records that reach the target when each key has one version in the log. A key
+/// used since the last compaction has older versions before its current one: while the scan has not reached the
+/// current one, the old version may hold a place, and records the heap dropped meanwhile are not seen again, so
+/// the pass may take a slightly newer object than the oldest (or fall short and scan again). Keeping every
+/// dropped record to undo that would make memory grow with the cache.
+/// </para>
 /// </summary>
 internal sealed class EvictionCandidates
 {

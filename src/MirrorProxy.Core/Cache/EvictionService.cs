@@ -14,15 +14,16 @@ namespace MirrorProxy.Cache;
 /// Victims are found by one sequential scan of the index log into <see cref="EvictionCandidates"/>, which keeps the
 /// oldest entries whose sizes add up to what must be freed, rather than by a catalog of every object in memory: a
 /// scanned record costs no allocation, a candidate 96 bytes, and a scan holds at most
-/// <see cref="EvictionCandidates.MemoryBudget"/> of them whatever the size of the cache. The order is exact least
-/// recently used at the time of the scan; when what must be freed needs more candidates than that memory holds, a
+/// <see cref="EvictionCandidates.MemoryBudget"/> of them whatever the size of the cache. The order is least recently
+/// used at the time of the scan (exact but for objects used since the last compaction, see
+/// <see cref="EvictionCandidates"/>); when what must be freed needs more candidates than that memory holds, a
 /// pass takes the oldest that fit and the next scan continues from there (up to <see cref="MaxScans"/> scans a
 /// pass). A scan costs one read of the index log (kept within about twice its live size by compaction); a pass runs
 /// only when the cache is over budget, and frees down to nine tenths of it, so passes are rare.
 /// </para>
 /// <para>
 /// Deleting a file is a journaled metadata update that waits on the disk far longer than it uses the CPU (about a
-/// millisecond on a busy virtual disk, for a few microseconds of CPU), so victims are deleted
+/// millisecond on a busy virtual disk, for tens of microseconds of CPU), so victims are deleted
 /// <see cref="DeleteConcurrency"/> at a time, oldest first. Pins are checked again before each delete (one may have
 /// been added since the scan); an object used since the scan is still deleted if it was chosen, and fetched again
 /// when next asked for.
