@@ -19,7 +19,10 @@ public sealed class CacheOptions
     /// </summary>
     public long IndexSizeBytes { get; set; } = 1L << 20;
 
-    /// <summary>In-memory part of the FASTER log in bytes (a power of two, at least 256 KiB); older records are read from disk.</summary>
+    /// <summary>
+    /// In-memory part of the FASTER log in bytes (a power of two, at least 256 KiB); older records are read from disk.
+    /// A start reads back only the newest 1 MiB of it; the rest fills as the mirror stores and serves.
+    /// </summary>
     public long LogMemoryBytes { get; set; } = 1L << 23;
 
     /// <summary>Memory for small hot content (manifests, configs, small layers) served without reading files; 0 turns it off.</summary>

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -12,19 +11,33 @@ namespace MirrorProxy.Cache;
 /// Keeps the cache within its budget by deleting unpinned content, least recently used first, in the background.
 /// A pass runs when new content pushes the cache over budget and on a timer.
 /// <para>
-/// Victims are found by one sequential scan of the index log, which keeps the oldest entries whose sizes add up
-/// to what must be freed (a bounded heap), rather than by a catalog of every object in memory: memory stays
-/// bounded by <see cref="MaxCandidates"/> whatever the size of the cache, and the order is exact least recently
-/// used at the time of the scan. A pass costs one read of the index log (kept within about twice its live size by
-/// compaction); it runs only when the cache is over budget, and frees down to nine tenths of it, so passes are rare.
+/// Victims are found by one sequential scan of the index log into <see cref="EvictionCandidates"/>, which keeps the
+/// oldest entries whose sizes add up to what must be freed, rather than by a catalog of every object in memory: a
+/// scanned record costs no allocation, a candidate 96 bytes, and a scan holds at most
+/// <see cref="EvictionCandidates.MemoryBudget"/> of them whatever the size of the cache. The order is least recently
+/// used at the time of the scan (exact but for objects used since the last compaction, see
+/// <see cref="EvictionCandidates"/>); when what must be freed needs more candidates than that memory holds, a
+/// pass takes the oldest that fit and the next scan continues from there (up to <see cref="MaxScans"/> scans a
+/// pass). A scan costs one read of the index log (kept within about twice its live size by compaction); a pass runs
+/// only when the cache is over budget, and frees down to nine tenths of it, so passes are rare.
+/// </para>
+/// <para>
+/// Deleting a file is a journaled metadata update that waits on the disk far longer than it uses the CPU (about a
+/// millisecond on a busy virtual disk, for tens of microseconds of CPU), so victims are deleted
+/// <see cref="DeleteConcurrency"/> at a time, oldest first. Pins are checked again before each delete (one may have
+/// been added since the scan); an object used since the scan is still deleted if it was chosen, and fetched again
+/// when next asked for.
 /// </para>
 /// Deleting a file a client is reading does not disturb that client (the open handle keeps the data); downloads
 /// in progress are not in the index yet and are never candidates.
 /// </summary>
 internal sealed partial class EvictionService : BackgroundService
 {
-    /// <summary>Most victims one pass can choose (about 100 bytes each while it runs).</summary>
-    internal const int MaxCandidates = 65_536;
+    /// <summary>Most scans of the index one pass makes (each frees up to <see cref="EvictionCandidates.MaxCandidates"/> objects).</summary>
+    internal const int MaxScans = 8;
+
+    /// <summary>Deletes in flight at once.</summary>
+    internal const int DeleteConcurrency = 8;
 
     private const double Headroom = 0.1;
 
@@ -36,6 +49,9 @@ internal sealed partial class EvictionService : BackgroundService
     private readonly CacheOptions _options;
     private readonly ILogger<EvictionService> _logger;
     private readonly SemaphoreSlim _signal = new(0, 1);
+
+    /// <summary>Most candidates one scan holds (<see cref="EvictionCandidates.MaxCandidates"/>; fewer in tests).</summary>
+    internal int MaxCandidates { get; set; } = EvictionCandidates.MaxCandidates;
 
     public EvictionService(
         MirrorCache cache, CacheBudget budget, IPinnedContent pins, MirrorMetrics metrics, TimeProvider time, IOptions<CacheOptions> options, ILogger<EvictionService> logger)
@@ -96,7 +112,7 @@ internal sealed partial class EvictionService : BackgroundService
         var started = _time.GetTimestamp();
         var objects = 0;
         var bytes = 0L;
-        for (var pass = 0; pass < 8; pass++)
+        for (var scan = 0; scan < MaxScans; scan++)
         {
             var toFree = _budget.BytesToFree(Headroom);
             if (toFree <= 0)
@@ -106,26 +122,32 @@ internal sealed partial class EvictionService : BackgroundService
 
             var victims = await Task.Factory.StartNew(() => ChooseVictims(toFree), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
                 .ConfigureAwait(false);
-            var freedThisPass = 0L;
-            foreach (var victim in victims)
+            var freedThisScan = 0L;
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = DeleteConcurrency, CancellationToken = cancellationToken };
+            await Parallel.ForAsync(0, victims.Count, parallel, async (i, token) =>
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var freed = await _cache.EvictAsync(victim.Digest, victim.Size, cancellationToken).ConfigureAwait(false);
+                if (Interlocked.Read(ref freedThisScan) >= toFree)
+                {
+                    return;
+                }
+
+                var (digest, size) = victims[i];
+                if (_pins.IsPinned(digest.Value))
+                {
+                    return;
+                }
+
+                var freed = await _cache.EvictAsync(digest, size, token).ConfigureAwait(false);
                 if (freed > 0)
                 {
-                    objects++;
-                    bytes += freed;
-                    freedThisPass += freed;
+                    Interlocked.Increment(ref objects);
+                    Interlocked.Add(ref bytes, freed);
+                    Interlocked.Add(ref freedThisScan, freed);
                     _metrics.Evicted(freed);
                 }
+            }).ConfigureAwait(false);
 
-                if (freedThisPass >= toFree)
-                {
-                    break;
-                }
-            }
-
-            if (freedThisPass == 0)
+            if (freedThisScan == 0)
             {
                 break; // everything left is pinned, in use, or within the grace period
             }
@@ -145,131 +167,29 @@ internal sealed partial class EvictionService : BackgroundService
     }
 
     /// <summary>One scan of the index: the least recently used unpinned objects whose sizes add up to <paramref name="bytesToFree"/>, oldest first.</summary>
-    internal IReadOnlyList<(Digest Digest, long Size)> ChooseVictims(long bytesToFree)
+    internal EvictionVictims ChooseVictims(long bytesToFree)
     {
         var protectedSince = (_time.GetUtcNow() - _options.EvictionGracePeriod).ToUnixTimeMilliseconds();
-        var candidates = new Candidates(bytesToFree, MaxCandidates, protectedSince, _pins);
-        var visitor = new Visitor(candidates);
+        var pinned = new HashSet<(ulong, ulong)>();
+        foreach (var digest in _pins.PinnedDigests)
+        {
+            if (Digest.TryParse(digest, out var parsed))
+            {
+                pinned.Add(EvictionCandidates.IdOf(parsed));
+            }
+        }
+
+        var visitor = new Visitor(new EvictionCandidates(bytesToFree, protectedSince, pinned, MaxCandidates));
         _cache.Index.ScanContent(ref visitor);
-        return candidates.OldestFirst();
+        return visitor.Candidates.OldestFirst();
     }
 
-    private readonly struct Visitor(Candidates candidates) : IContentVisitor
+    private readonly struct Visitor(EvictionCandidates candidates) : IContentVisitor
     {
+        public EvictionCandidates Candidates => candidates;
+
         public void Visit(ReadOnlySpan<byte> key, bool deleted, long size, long lastAccessMilliseconds) =>
             candidates.Offer(key, deleted, size, lastAccessMilliseconds);
-    }
-
-    /// <summary>
-    /// The oldest entries seen so far whose sizes reach the target: a max-heap on last access, trimmed from the top
-    /// whenever the rest still reaches the target. A later version of a member (the log holds old versions until
-    /// compaction) replaces it; a deletion removes it. Members are keyed by the first 16 bytes of their hash.
-    /// </summary>
-    private sealed class Candidates(long target, int maxCount, long protectedSince, IPinnedContent pins)
-    {
-        private readonly PriorityQueue<Member, long> _heap = new();
-        private readonly Dictionary<UInt128, Member> _members = [];
-        private long _bytes;
-
-        private int _stale;
-
-        private sealed class Member(UInt128 id, Digest digest, long size, long lastAccess)
-        {
-            public UInt128 Id { get; } = id;
-
-            public Digest Digest { get; } = digest;
-
-            public long Size { get; set; } = size;
-
-            public long LastAccess { get; set; } = lastAccess;
-
-            public bool Removed { get; set; }
-        }
-
-        public void Offer(ReadOnlySpan<byte> key, bool deleted, long size, long lastAccess)
-        {
-            if (key.Length < 18)
-            {
-                return;
-            }
-
-            var id = BinaryPrimitives.ReadUInt128LittleEndian(key[2..18]);
-            if (_members.TryGetValue(id, out var member))
-            {
-                // A newer version of a member: it was deleted, or its access moved on.
-                Remove(id, member);
-                if (deleted)
-                {
-                    return;
-                }
-            }
-            else if (deleted)
-            {
-                return;
-            }
-
-            if (lastAccess > protectedSince || (_bytes >= target && TryPeek(out var newest) && lastAccess >= newest.LastAccess))
-            {
-                return;
-            }
-
-            if (!IndexRecords.TryReadContentKey(key, out var digest) || pins.IsPinned(digest.Value))
-            {
-                return;
-            }
-
-            var added = new Member(id, digest, size, lastAccess);
-            _members[id] = added;
-            _heap.Enqueue(added, -lastAccess);
-            _bytes += size;
-            Trim();
-        }
-
-        private void Remove(UInt128 id, Member member, bool stillInHeap = true)
-        {
-            _members.Remove(id);
-            member.Removed = true;
-            _bytes -= member.Size;
-            if (stillInHeap && ++_stale > 2 * _members.Count + 1024)
-            {
-                // Removed members linger in the heap until they reach its top: rebuild it from the live ones.
-                _heap.Clear();
-                foreach (var live in _members.Values)
-                {
-                    _heap.Enqueue(live, -live.LastAccess);
-                }
-
-                _stale = 0;
-            }
-        }
-
-        /// <summary>Drops the newest members while the others still reach the target (or there are too many).</summary>
-        private void Trim()
-        {
-            while (TryPeek(out var newest) && (_bytes - newest.Size >= target || _members.Count > maxCount))
-            {
-                _heap.Dequeue();
-                Remove(newest.Id, newest, stillInHeap: false);
-            }
-        }
-
-        private bool TryPeek(out Member newest)
-        {
-            while (_heap.TryPeek(out newest!, out _))
-            {
-                if (!newest.Removed)
-                {
-                    return true;
-                }
-
-                _heap.Dequeue();
-            }
-
-            return false;
-        }
-
-        public IReadOnlyList<(Digest Digest, long Size)> OldestFirst() =>
-            _members.Values.OrderBy(m => m.LastAccess).Select(m => (m.Digest, m.Size)).ToList();
     }
 
     public override void Dispose()

@@ -12,15 +12,24 @@ namespace MirrorProxy.Cache;
 /// Keeps the store replicas share within <c>Storage:S3:MaxSize</c>. One replica at a time does it: the holder of
 /// the leader lease, which it takes for each pass. A pass lists the bucket once to add up its size and, when it is
 /// over budget, once more to choose victims: the least recently used unpinned objects (use as the replicas record
-/// it in the coordination store, else the object's write time), kept in a bounded heap like local eviction, so
-/// memory does not grow with the bucket. Each node's local copies are left alone: they are its own cache, and
-/// still whole.
+/// it in the coordination store, else the object's write time), kept in a heap bounded in memory like local
+/// eviction's candidates (<see cref="MaxVictims"/>), so memory does not grow with the bucket. Each node's local
+/// copies are left alone: they are its own cache, and still whole.
 /// </summary>
 internal sealed partial class SharedEvictionService : BackgroundService
 {
     private const string LeaderLease = "leader:shared-eviction";
     private const double Headroom = 0.1;
     private const int Batch = 500;
+
+    /// <summary>What one victim costs while a pass chooses: its digest string (about 190 bytes for sha256) and its heap entry.</summary>
+    private const int BytesPerVictim = 256;
+
+    /// <summary>
+    /// Most victims one pass holds: the memory local eviction allows its candidates (<see cref="EvictionCandidates.MemoryBudget"/>),
+    /// 65,536 here. A pass that needs more frees the oldest that fit; the next pass goes on.
+    /// </summary>
+    internal const int MaxVictims = (int)(EvictionCandidates.MemoryBudget / BytesPerVictim);
 
     private readonly SharedTier? _shared;
     private readonly ICoordination _coordination;
@@ -107,7 +116,7 @@ internal sealed partial class SharedEvictionService : BackgroundService
         await _pins.ReloadAsync(cancellationToken).ConfigureAwait(false);
         var toFree = total - (long)(budget * (1 - Headroom));
         var protectedSince = _time.GetUtcNow() - _cacheOptions.EvictionGracePeriod;
-        var victims = new Victims(toFree, EvictionService.MaxCandidates);
+        var victims = new Victims(toFree, MaxVictims);
         var page = new List<StoredObject>(Batch);
         await foreach (var stored in shared.Store.EnumerateAsync(cancellationToken).ConfigureAwait(false))
         {

@@ -29,6 +29,15 @@ internal sealed partial class CacheIndex : IDisposable
     private const string CleanMarker = "clean-stop";
     private const string LogFileName = "hlog.log";
     private const int SegmentBits = 22;
+    private const int PageBits = 16;
+
+    /// <summary>
+    /// Log pages read back into memory at recovery: the newest 1 MiB (about 14,000 records, the ones most recently
+    /// stored or used). FASTER would fill all of <see cref="IndexSettings.LogMemoryBytes"/> with the log's tail, which
+    /// at start is memory spent on records nobody asked for yet; older records are read from disk when looked up, and
+    /// new ones fill the log memory again as the mirror serves.
+    /// </summary>
+    private const int PreloadPages = 16;
 
     private readonly string _directory;
     private readonly FasterKVSettings<SpanByte, SpanByte> _settings;
@@ -106,23 +115,39 @@ internal sealed partial class CacheIndex : IDisposable
         var settings = new FasterKVSettings<SpanByte, SpanByte>(directory, deleteDirOnDispose: false, logger: null)
         {
             IndexSize = options.IndexSizeBytes,
-            PageSize = 1L << 16,
+            PageSize = 1L << PageBits,
             MemorySize = options.LogMemoryBytes,
             SegmentSize = 1L << SegmentBits,
             MutableFraction = 0.5,
             RemoveOutdatedCheckpoints = true,
-            TryRecoverLatest = recover,
+            TryRecoverLatest = false,
         };
 
+        FasterKV<SpanByte, SpanByte>? store = null;
         try
         {
-            var store = new FasterKV<SpanByte, SpanByte>(settings);
+            store = new FasterKV<SpanByte, SpanByte>(settings);
+            if (recover)
+            {
+                try
+                {
+                    store.Recover(numPagesToPreload: PreloadPages);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // As FASTER's own TryRecoverLatest does: a checkpoint that does not recover leaves the version at 1,
+                    // which below means an empty index, rebuilt from the files.
+                    Log.RecoveryFailed(logger, directory, ex.Message);
+                }
+            }
+
             var recovered = recover && store.RecoveredVersion > 1;
             var recovery = !recovered ? IndexRecovery.Empty : clean ? IndexRecovery.Clean : IndexRecovery.Stale;
             return new CacheIndex(directory, settings, store, recovery, logger);
         }
         catch
         {
+            store?.Dispose();
             settings.Dispose();
             throw;
         }
@@ -367,6 +392,9 @@ internal sealed partial class CacheIndex : IDisposable
     {
         [LoggerMessage(2001, LogLevel.Warning, "Cache index in {Directory} could not be recovered and is rebuilt from the files: {Reason}")]
         public static partial void IndexDiscarded(ILogger logger, string directory, string reason);
+
+        [LoggerMessage(2006, LogLevel.Warning, "Cache index in {Directory} did not recover from its checkpoint and is rebuilt from the files: {Reason}")]
+        public static partial void RecoveryFailed(ILogger logger, string directory, string reason);
     }
 }
 

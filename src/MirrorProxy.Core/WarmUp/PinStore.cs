@@ -59,6 +59,8 @@ internal sealed partial class PinStore : IPinnedContent, IHostedService
 
     public bool IsPinned(string digest) => Volatile.Read(ref _pinned).Contains(digest);
 
+    public IReadOnlyCollection<string> PinnedDigests => Volatile.Read(ref _pinned);
+
     public PinSet? Get(string name) => Volatile.Read(ref _sets).GetValueOrDefault(name);
 
     /// <summary><c>[a-z0-9][a-z0-9._-]{0,63}</c>: a pin set name is also a document name.</summary>

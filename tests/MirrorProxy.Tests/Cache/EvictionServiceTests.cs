@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using MirrorProxy.Cache;
 using MirrorProxy.Hosting;
 using MirrorProxy.Oci;
+using MirrorProxy.Storage;
 using MirrorProxy.Tests.Support;
 
 namespace MirrorProxy.Tests.Cache;
@@ -85,7 +86,7 @@ public sealed class EvictionServiceTests : IDisposable
         // Push every record out of the mutable region so that the next touch appends a new version.
         for (var i = 0; i < 20_000; i++)
         {
-            _cache.Cache.Index.PutTag("x", "y", i.ToString(System.Globalization.CultureInfo.InvariantCulture), new MirrorProxy.Storage.TagRecord(digests[0], MediaTypes.OciManifest, 1, _time.GetUtcNow()));
+            _cache.Cache.Index.PutTag("x", "y", i.ToString(System.Globalization.CultureInfo.InvariantCulture), new TagRecord(digests[0], MediaTypes.OciManifest, 1, _time.GetUtcNow()));
         }
 
         _time.Advance(TimeSpan.FromHours(1));
@@ -94,6 +95,57 @@ public sealed class EvictionServiceTests : IDisposable
         var victims = Create(maxSize: 2000).ChooseVictims(2000);
 
         Assert.Equal([digests[1], digests[2]], victims.Select(v => v.Digest));
+    }
+
+    [Fact]
+    public void ChooseVictims_MoreCandidatesThanSixtyFiveThousand_ReachesTheWholeTarget()
+    {
+        // 100,000 indexed objects of 100 bytes used in a shuffled order; the target needs the oldest 80,000 of them,
+        // more than a pass could once hold (65,536).
+        const int count = 100_000;
+        const int needed = 80_000;
+        var order = Enumerable.Range(0, count).ToArray();
+        new Random(7).Shuffle(order);
+        var start = _time.GetUtcNow();
+        var ageOf = new Dictionary<Digest, int>();
+        for (var i = 0; i < count; i++)
+        {
+            var digest = Digest.ComputeSha256(BitConverter.GetBytes(i));
+            ageOf[digest] = order[i];
+            _cache.Cache.Index.PutContent(digest, new ContentEntry(100, ContentKind.Blob, null, start.AddMinutes(order[i])));
+        }
+
+        _time.Advance(TimeSpan.FromMinutes(count));
+
+        var victims = Create(maxSize: count * 100).ChooseVictims(needed * 100L);
+
+        Assert.Equal(needed, victims.Count);
+        Assert.Equal(Enumerable.Range(0, needed), victims.Select(v => ageOf[v.Digest]));
+        Assert.All(victims, v => Assert.Equal(100, v.Size));
+    }
+
+    [Fact]
+    public async Task Evict_MoreVictimsThanOneScanHolds_ScansAgainUntilTheTargetIsFreed()
+    {
+        var digests = await FillAsync(count: 30, size: 1000);
+        var service = Create(maxSize: 20_000);
+        service.MaxCandidates = 4;
+
+        var (objects, bytes) = await service.EvictAsync(CancellationToken.None);
+
+        // 30,000 bytes down to 18,000: the oldest 12 objects, found four at a time.
+        Assert.Equal(12, objects);
+        Assert.Equal(12_000, bytes);
+        Assert.Equal(18_000, _cache.Cache.TotalBytes);
+        foreach (var evicted in digests[..12])
+        {
+            Assert.Null(await _cache.Cache.LookupAsync(evicted, CancellationToken.None));
+        }
+
+        foreach (var kept in digests[12..])
+        {
+            Assert.NotNull(await _cache.Cache.LookupAsync(kept, CancellationToken.None));
+        }
     }
 
     public void Dispose() => _cache.Dispose();
@@ -126,5 +178,7 @@ public sealed class EvictionServiceTests : IDisposable
         public void Add(Digest digest) => _pinned.Add(digest.Value);
 
         public bool IsPinned(string digest) => _pinned.Contains(digest);
+
+        public IReadOnlyCollection<string> PinnedDigests => _pinned;
     }
 }
