@@ -36,8 +36,8 @@ internal sealed partial class EvictionService : BackgroundService
     /// <summary>Most scans of the index one pass makes (each frees up to <see cref="EvictionCandidates.MaxCandidates"/> objects).</summary>
     internal const int MaxScans = 8;
 
-    /// <summary>Deletes in flight at once.</summary>
-    internal const int DeleteConcurrency = 8;
+    /// <summary>Deletes in flight at once (4 threads reach most of the disk's parallelism: 0.17 ms a file here, against 0.12 ms with 16).</summary>
+    internal const int DeleteConcurrency = 4;
 
     private const double Headroom = 0.1;
 
@@ -131,6 +131,9 @@ internal sealed partial class EvictionService : BackgroundService
                     return;
                 }
 
+                // The file store deletes synchronously: each delete goes to the back of the thread pool's global queue,
+                // so requests queued meanwhile run first instead of waiting for the pool to add threads.
+                await Task.Yield();
                 var (digest, size) = victims[i];
                 if (_pins.IsPinned(digest.Value))
                 {
