@@ -196,8 +196,8 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
             InMemory(BundleLayout.IndexFile, index),
         };
         contents.AddRange(manifests.Values.Select(m => InMemory(BundleLayout.BlobPath(m.Digest), m.Content)));
-        contents.AddRange(repositories.DistinctBy(r => r.Repository.IndexDigest, StringComparer.Ordinal)
-            .Select(r => InMemory(BundleLayout.BlobPath(ParseDigest(r.Repository.IndexDigest)), r.Index)));
+        var indexes = repositories.DistinctBy(r => r.Repository.IndexDigest, StringComparer.Ordinal).ToList();
+        contents.AddRange(indexes.Select(r => InMemory(BundleLayout.BlobPath(ParseDigest(r.Repository.IndexDigest)), r.Index)));
         contents.AddRange(blobs.Values.Select(b => new BundleContent(
             new BundleFile(BundleLayout.BlobPath(b.Digest), b.Size, b.Digest.Encoded.ToString()),
             ct => OpenBlobAsync(b, ct))));
@@ -219,7 +219,7 @@ internal sealed class BundleExporter(HttpClient http, TimeProvider time)
         var total = contents.Sum(c => c.File.Size);
         progress.Writing(total);
         var written = await BundleOutput.WriteAsync(request.Output, request.SplitSize, manifestBytes, signature, contents, progress.Advanced, cancellationToken).ConfigureAwait(false);
-        return new BundleExportResult(null, [], manifestDocument, manifests.Count, blobs.Count + repositories.DistinctBy(r => r.Repository.IndexDigest, StringComparer.Ordinal).Count(), total, @base?.Omitted ?? 0, bytesOmitted, written);
+        return new BundleExportResult(null, [], manifestDocument, manifests.Count, blobs.Count + indexes.Count, total, @base?.Omitted ?? 0, bytesOmitted, written);
     }
 
     private static BundleExportResult Failed(string error) => new(error, [], null, 0, 0, 0, 0, 0, []);

@@ -227,8 +227,7 @@ internal sealed partial class HelmIndexService
         var status = await PutContentAsync(digest, rewritten, repository.Origin, cancellationToken).ConfigureAwait(false);
         if (status is StorageStatus.Ok or StorageStatus.AlreadyExists)
         {
-            status = await _cache.Metadata.WriteAsync(DocumentKey(repository.Name), JsonSerializer.SerializeToUtf8Bytes(document, HelmJsonContext.Default.HelmRepositoryDocument),
-                cancellationToken).ConfigureAwait(false);
+            status = await WriteDocumentAsync(repository, document, cancellationToken).ConfigureAwait(false);
         }
 
         if (status is not (StorageStatus.Ok or StorageStatus.AlreadyExists))
@@ -259,8 +258,7 @@ internal sealed partial class HelmIndexService
         }
 
         var document = new HelmRepositoryDocument(keepIndex ? current!.Document.Url : repository.Options.Url, keepIndex ? current!.Index : index, [.. records.Values]);
-        var status = await _cache.Metadata.WriteAsync(DocumentKey(repository.Name), JsonSerializer.SerializeToUtf8Bytes(document, HelmJsonContext.Default.HelmRepositoryDocument),
-            cancellationToken).ConfigureAwait(false);
+        var status = await WriteDocumentAsync(repository, document, cancellationToken).ConfigureAwait(false);
         if (status == StorageStatus.Ok)
         {
             _catalogs[repository.Name] = new HelmCatalog(document, keepIndex ? current!.CheckedAt : DateTimeOffset.MinValue);
@@ -268,6 +266,9 @@ internal sealed partial class HelmIndexService
 
         return status;
     }
+
+    private ValueTask<StorageStatus> WriteDocumentAsync(HelmRepository repository, HelmRepositoryDocument document, CancellationToken cancellationToken) =>
+        _cache.Metadata.WriteAsync(DocumentKey(repository.Name), JsonSerializer.SerializeToUtf8Bytes(document, HelmJsonContext.Default.HelmRepositoryDocument), cancellationToken);
 
     /// <summary>Records the provenance file of a chart version, stored by its digest.</summary>
     public ValueTask<StorageStatus> PutProvenanceRecordAsync(HelmRepository repository, string chart, string version, HelmProvenanceRecord record, CancellationToken cancellationToken) =>
