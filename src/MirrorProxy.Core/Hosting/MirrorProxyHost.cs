@@ -23,7 +23,15 @@ internal static class MirrorProxyHost
 {
     public static WebApplication Build(IConfiguration configuration, Action<ILoggingBuilder>? configureLogging = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = Directory.GetCurrentDirectory() });
+        // The configuration is complete before the host is built (ConfigurationLoader): the builder's own sources are
+        // dropped. They must not watch for changes either: the default appsettings.json source asks for a watcher on
+        // the content root, which on Linux is an inotify watch on every directory beneath the working directory (a
+        // cache directory among them), added before the mirror serves.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = Directory.GetCurrentDirectory(),
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Configuration.Sources.Clear();
         builder.Configuration.AddConfiguration(configuration);
 

@@ -35,6 +35,12 @@ internal sealed class MirrorProcess : IAsyncDisposable
             ? StartAsync(program, [], cacheDirectory, arguments, TimeSpan.FromSeconds(30), environment)
             : StartAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll")], cacheDirectory, arguments, TimeSpan.FromSeconds(30), environment);
 
+    /// <summary>As <see cref="StartAsync(string, IEnumerable{string})"/>, started in <paramref name="workingDirectory"/>.</summary>
+    public static Task<MirrorProcess> StartInAsync(string workingDirectory, string cacheDirectory, IEnumerable<string> arguments) =>
+        Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } program
+            ? StartAsync(program, [], cacheDirectory, arguments, TimeSpan.FromSeconds(30), workingDirectory: workingDirectory)
+            : StartAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "mirrorproxy.dll")], cacheDirectory, arguments, TimeSpan.FromSeconds(30), workingDirectory: workingDirectory);
+
     /// <summary>Runs one of the program's other commands (<c>verify</c>, <c>check</c>...) to completion, with the same build as <see cref="StartAsync(string, IEnumerable{string})"/>.</summary>
     public static Task<ProcessResult> RunCommandAsync(IEnumerable<string> arguments, TimeSpan timeout) =>
         Environment.GetEnvironmentVariable("MIRRORPROXY_TEST_PROGRAM") is { Length: > 0 } program
@@ -44,11 +50,11 @@ internal sealed class MirrorProcess : IAsyncDisposable
     /// <summary>Starts <c><paramref name="launcher"/> <paramref name="program"/> serve …</c> (an emulator and a foreign build, say).</summary>
     public static async Task<MirrorProcess> StartAsync(
         string launcher, IEnumerable<string> program, string cacheDirectory, IEnumerable<string> arguments, TimeSpan startupTimeout,
-        IReadOnlyDictionary<string, string?>? environment = null)
+        IReadOnlyDictionary<string, string?>? environment = null, string? workingDirectory = null)
     {
         var port = LoopbackPorts.GetFreePort();
         var process = ProcessRunner.Start(launcher, [.. program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments],
-            environment is null ? null : new ProcessRunOptions { Environment = environment });
+            environment is null && workingDirectory is null ? null : new ProcessRunOptions { Environment = environment, WorkingDirectory = workingDirectory });
         var mirror = new MirrorProcess(process, new Uri($"http://127.0.0.1:{port}"));
         var deadline = DateTime.UtcNow + startupTimeout;
         while (true)
