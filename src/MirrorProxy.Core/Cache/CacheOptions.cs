@@ -64,7 +64,7 @@ public sealed class CacheOptions
     /// <summary>Objects per second the index is rebuilt from the files at after a crash (the mirror serves meanwhile).</summary>
     public int RebuildRate { get; set; } = 20_000;
 
-    /// <summary>Bytes per second the background scrub re-hashes cached content at; 0 turns it off.</summary>
+    /// <summary>Bytes per second the background scrub re-hashes cached content at, each object counted in whole 4 KiB blocks; 0 turns it off.</summary>
     public ByteSize ScrubRate { get; set; } = new(20L << 20);
 
     /// <summary>Time between the starts of two scrub rounds over the whole cache.</summary>

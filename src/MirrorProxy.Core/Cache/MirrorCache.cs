@@ -38,6 +38,7 @@ internal sealed partial class MirrorCache : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SharedTier? _shared;
+    private readonly TaskCompletionSource _whenIndexTrusted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _bytes;
     private long _objects;
     private volatile bool _indexTrusted;
@@ -56,6 +57,10 @@ internal sealed partial class MirrorCache : IDisposable
         _time = time;
         _logger = logger;
         _indexTrusted = index.Recovery == IndexRecovery.Clean;
+        if (_indexTrusted)
+        {
+            _whenIndexTrusted.TrySetResult();
+        }
     }
 
     /// <summary>Small hot content held in memory.</summary>
@@ -85,6 +90,9 @@ internal sealed partial class MirrorCache : IDisposable
     /// </summary>
     public bool IndexTrusted => _indexTrusted;
 
+    /// <summary>Completes once <see cref="IndexTrusted"/> is true: at once after a clean stop, else when the rebuild is done.</summary>
+    public Task WhenIndexTrusted => _whenIndexTrusted.Task;
+
     /// <summary>Raised after new content is published (for the size budget).</summary>
     public event Action? ContentAdded;
 
@@ -110,6 +118,7 @@ internal sealed partial class MirrorCache : IDisposable
         Interlocked.Exchange(ref _bytes, bytes);
         Interlocked.Exchange(ref _objects, objects);
         _indexTrusted = true;
+        _whenIndexTrusted.TrySetResult();
     }
 
     /// <summary>What the cache knows of <paramref name="digest"/>; null when it does not hold it.</summary>

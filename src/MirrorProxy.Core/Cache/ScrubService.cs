@@ -15,10 +15,17 @@ internal readonly record struct ScrubReport(long Objects, long Bytes, int Damage
 /// Re-hashes every cached object in the background at <c>Cache:ScrubRate</c> bytes a second, one round every
 /// <c>Cache:ScrubInterval</c> (the time of the last completed round survives restarts), and quarantines what does
 /// not verify or has another size than indexed: a flipped bit on an SD card is found before a node pulls it.
+/// <list type="bullet">
+/// <item>The rate counts what the disk reads: whole blocks, at least one per object. A cache of small objects is
+/// otherwise walked as fast as files open (200,000 a second here), with the CPU and the allocation that go with it.</item>
+/// <item>The first round waits until the index is trusted: after a crash the rebuild walks the files first, and two
+/// walks at once on a node that just lost its power would only slow each other down.</item>
+/// </list>
 /// </summary>
 internal sealed partial class ScrubService : BackgroundService
 {
     private const string StateKey = MetadataKeys.LocalPrefix + "scrub-completed";
+    private const long BlockSize = 4096;
 
     private readonly MirrorCache _cache;
     private readonly TimeProvider _time;
@@ -46,6 +53,7 @@ internal sealed partial class ScrubService : BackgroundService
 
         try
         {
+            await _cache.WhenIndexTrusted.WaitAsync(stoppingToken).ConfigureAwait(false);
             while (!stoppingToken.IsCancellationRequested)
             {
                 var lastCompleted = await ReadLastCompletedAsync(stoppingToken).ConfigureAwait(false);
@@ -78,7 +86,7 @@ internal sealed partial class ScrubService : BackgroundService
     {
         var started = _time.GetTimestamp();
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
-        long objects = 0, bytes = 0;
+        long objects = 0, bytes = 0, charged = 0;
         var damaged = 0;
         try
         {
@@ -88,9 +96,10 @@ internal sealed partial class ScrubService : BackgroundService
                 var indexed = await _cache.Index.GetContentAsync(stored.Digest).ConfigureAwait(false);
                 var verdict = indexed is { } entry && entry.Size != stored.Size
                     ? QuarantineReason.Size
-                    : await VerifyAsync(stored, buffer, started, bytes, cancellationToken).ConfigureAwait(false);
+                    : await VerifyAsync(stored, buffer, started, charged, cancellationToken).ConfigureAwait(false);
                 objects++;
                 bytes += stored.Size;
+                charged += Blocks(stored.Size);
                 if (verdict is { } reason)
                 {
                     damaged++;
@@ -108,10 +117,13 @@ internal sealed partial class ScrubService : BackgroundService
         return report;
     }
 
+    /// <summary>What reading an object costs the disk: its size in whole blocks, at least one.</summary>
+    internal static long Blocks(long size) => Math.Max(BlockSize, (size + BlockSize - 1) / BlockSize * BlockSize);
+
     /// <summary>Hashes one object at the bounded rate. Null when it verifies (or cannot be judged); else why it is damaged.</summary>
-    private async Task<QuarantineReason?> VerifyAsync(StoredObject stored, byte[] buffer, long started, long bytesBefore, CancellationToken cancellationToken)
+    private async Task<QuarantineReason?> VerifyAsync(StoredObject stored, byte[] buffer, long started, long chargedBefore, CancellationToken cancellationToken)
     {
-        var result = await ContentVerifier.VerifyAsync(_cache.Store, stored, buffer, (read, ct) => PaceAsync(started, bytesBefore + read, ct), cancellationToken)
+        var result = await ContentVerifier.VerifyAsync(_cache.Store, stored, buffer, (read, ct) => PaceAsync(started, chargedBefore + read, ct), cancellationToken)
             .ConfigureAwait(false);
         switch (result)
         {
