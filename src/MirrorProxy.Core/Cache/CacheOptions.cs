@@ -69,6 +69,12 @@ public sealed class CacheOptions
 
     /// <summary>Time between the starts of two scrub rounds over the whole cache.</summary>
     public TimeSpan ScrubInterval { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// How long after a start (and after the index is trusted) a due scrub round waits: the first minutes after a
+    /// restart belong to the nodes that pull again, not to a walk over every file.
+    /// </summary>
+    public TimeSpan ScrubStartDelay { get; set; } = TimeSpan.FromMinutes(2);
 }
 
 /// <summary>Checks <see cref="CacheOptions"/> at start; every failure names its key.</summary>
@@ -117,6 +123,11 @@ internal sealed class CacheOptionsValidator : IValidateOptions<CacheOptions>
         if (options.EvictionGracePeriod < TimeSpan.Zero)
         {
             failures.Add($"{Key}:EvictionGracePeriod: must not be negative");
+        }
+
+        if (options.ScrubStartDelay < TimeSpan.Zero)
+        {
+            failures.Add($"{Key}:ScrubStartDelay: must not be negative, got {options.ScrubStartDelay}");
         }
 
         foreach (var (value, key) in new[]

@@ -18,8 +18,9 @@ internal readonly record struct ScrubReport(long Objects, long Bytes, int Damage
 /// <list type="bullet">
 /// <item>The rate counts what the disk reads: whole blocks, at least one per object. A cache of small objects is
 /// otherwise walked as fast as files open (200,000 a second here), with the CPU and the allocation that go with it.</item>
-/// <item>The first round waits until the index is trusted: after a crash the rebuild walks the files first, and two
-/// walks at once on a node that just lost its power would only slow each other down.</item>
+/// <item>The first round waits until the index is trusted, then <c>Cache:ScrubStartDelay</c>: after a crash the
+/// rebuild walks the files first (two walks at once on a node that just lost its power would only slow each other
+/// down), and the minutes after any start belong to the nodes pulling again.</item>
 /// </list>
 /// </summary>
 internal sealed partial class ScrubService : BackgroundService
@@ -54,6 +55,11 @@ internal sealed partial class ScrubService : BackgroundService
         try
         {
             await _cache.WhenIndexTrusted.WaitAsync(stoppingToken).ConfigureAwait(false);
+            if (_options.ScrubStartDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(_options.ScrubStartDelay, _time, stoppingToken).ConfigureAwait(false);
+            }
+
             while (!stoppingToken.IsCancellationRequested)
             {
                 var lastCompleted = await ReadLastCompletedAsync(stoppingToken).ConfigureAwait(false);

@@ -28,6 +28,7 @@ public sealed class DamagedCacheTests(ITestOutputHelper output) : IAsyncLifetime
     {
         ["MirrorProxy:Cache:ScrubRate"] = "1GiB",
         ["MirrorProxy:Cache:ScrubInterval"] = "00:00:01",
+        ["MirrorProxy:Cache:ScrubStartDelay"] = "00:00:00",
         ["MirrorProxy:Upstreams:0:BreakDuration"] = "00:00:01",
     };
 

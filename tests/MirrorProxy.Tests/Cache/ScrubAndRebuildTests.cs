@@ -77,7 +77,7 @@ public sealed class ScrubAndRebuildTests : IDisposable
         Assert.Equal([4096L, 4096L, 4096L, 8192L], new long[] { ScrubService.Blocks(0), ScrubService.Blocks(1), ScrubService.Blocks(4096), ScrubService.Blocks(4097) });
     }
 
-    /// <summary>After a crash the index rebuild walks the files first: the scrub's first round starts once it is done.</summary>
+    /// <summary>After a crash the index rebuild walks the files first: the scrub's first round starts once it is done, and the start delay has passed.</summary>
     [Fact]
     public async Task Scrub_AfterACrash_WaitsForTheIndexRebuild()
     {
@@ -88,7 +88,7 @@ public sealed class ScrubAndRebuildTests : IDisposable
         await File.WriteAllBytesAsync(path, bytes);
         await _cache.ReopenAsync(clean: false);
         Assert.False(_cache.Cache.IndexTrusted);
-        var options = Options.Create(new CacheOptions { ScrubRate = new ByteSize(1L << 30), RebuildRate = 1000 });
+        var options = Options.Create(new CacheOptions { ScrubRate = new ByteSize(1L << 30), RebuildRate = 1000, ScrubStartDelay = TimeSpan.FromMilliseconds(200) });
         using var scrub = new ScrubService(_cache.Cache, TimeProvider.System, options, NullLogger<ScrubService>.Instance);
 
         await scrub.StartAsync(CancellationToken.None);
