@@ -277,7 +277,7 @@ internal sealed class BundleImportTarget
             var status = await writer.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
             if (status != StorageStatus.Ok)
             {
-                throw new IOException($"the cache refused the write of {writer.Digest}: {status}");
+                throw new IOException($"the cache could not write {writer.Digest}: {StorageErrors.Describe(status)}");
             }
         }
 

@@ -42,6 +42,19 @@ internal static class StorageErrors
     /// <summary>True for the outcomes that mean the cache cannot take new content right now.</summary>
     public static bool IsWriteFault(StorageStatus status) => status is StorageStatus.NoSpace or StorageStatus.ReadOnly or StorageStatus.IoError or StorageStatus.Unavailable;
 
+    /// <summary>What happened, in words for a person (an error message), where <see cref="Label"/> is for machines.</summary>
+    public static string Describe(StorageStatus status) => status switch
+    {
+        StorageStatus.NoSpace => "the cache's disk is full",
+        StorageStatus.ReadOnly => "the cache's disk is read-only",
+        StorageStatus.IoError => "the cache's disk failed (I/O error)",
+        StorageStatus.Unavailable => "the store did not answer",
+        StorageStatus.Mismatch => "what was written does not match its digest or size",
+        StorageStatus.NotFound => "not found",
+        StorageStatus.AlreadyExists => "already stored",
+        _ => "ok",
+    };
+
     /// <summary>A label for metrics and logs.</summary>
     public static string Label(StorageStatus status) => status switch
     {

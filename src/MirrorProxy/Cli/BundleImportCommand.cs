@@ -196,7 +196,7 @@ internal static class BundleImportCommand
                 try
                 {
                     using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-                    var body = response.StatusCode is HttpStatusCode.OK or HttpStatusCode.UnprocessableEntity or HttpStatusCode.Conflict
+                    var body = response.StatusCode is HttpStatusCode.OK or HttpStatusCode.UnprocessableEntity or HttpStatusCode.Conflict or HttpStatusCode.InsufficientStorage
                         ? await response.Content.ReadFromJsonAsync(BundleApiJsonContext.Default.BundleImportResult, cancellationToken).ConfigureAwait(false)
                         : null;
                     var text = body is null ? await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false) : null;

@@ -89,15 +89,18 @@ public sealed class BundleCrashTests(BundleFixture fixture) : IDisposable
         }
     }
 
-    private static long StagedBytes(string cache)
+    internal static long StagedBytes(string cache)
     {
         var tmp = Path.Combine(cache, "tmp");
         // A staged file can be committed (moved away) between the listing and its size: it counts as 0.
         return Directory.Exists(tmp) ? Directory.EnumerateFiles(tmp).Select(f => new FileInfo(f)).Sum(f => f.Exists ? f.Length : 0) : 0;
     }
 
-    /// <summary>Serves the first bytes of a buffer, then waits for a signal before it ends the stream.</summary>
-    private sealed class StallingStream(byte[] content, int stallAt, Task resume) : ReadOnlyStream
+    /// <summary>
+    /// Serves the first bytes of a buffer, then waits for a signal before it ends the stream (or, with
+    /// <paramref name="thenTheRest"/>, goes on to the buffer's end).
+    /// </summary>
+    internal sealed class StallingStream(byte[] content, int stallAt, Task resume, bool thenTheRest = false) : ReadOnlyStream
     {
         private int _position;
 
@@ -107,14 +110,25 @@ public sealed class BundleCrashTests(BundleFixture fixture) : IDisposable
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (_position >= stallAt)
+            var end = thenTheRest && resume.IsCompleted ? content.Length : stallAt;
+            if (_position >= end)
             {
+                if (end == content.Length)
+                {
+                    return 0;
+                }
+
                 Stalled = true;
                 await resume.WaitAsync(cancellationToken);
-                return 0;
+                if (!thenTheRest)
+                {
+                    return 0;
+                }
+
+                end = content.Length;
             }
 
-            var count = Math.Min(buffer.Length, stallAt - _position);
+            var count = Math.Min(buffer.Length, end - _position);
             content.AsMemory(_position, count).CopyTo(buffer);
             _position += count;
             return count;

@@ -77,7 +77,16 @@ internal sealed class TmpfsDisk : IAsyncDisposable
         while (written < target)
         {
             var count = (int)Math.Min(chunk.Length, target - written);
-            await file.WriteAsync(chunk.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await file.WriteAsync(chunk.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex) when (leaveFreeBytes == 0 && IoErrors.Classify(ex) == IoErrorKind.NoSpace)
+            {
+                // Something else on the disk (the mirror's own writes) took space since it was measured: it is full.
+                return written;
+            }
+
             written += count;
         }
 
