@@ -80,7 +80,10 @@ public sealed class BundleCrashTests(BundleFixture fixture) : IDisposable
         await AssertServedAsync(island.Client);
     }
 
-    private async Task AssertServedAsync(HttpClient client)
+    private Task AssertServedAsync(HttpClient client) => AssertServedAsync(fixture, client);
+
+    /// <summary>The fixture's images, manifest and every blob, served with their bytes.</summary>
+    internal static async Task AssertServedAsync(BundleFixture fixture, HttpClient client)
     {
         Assert.Equal(fixture.MultiArch.ManifestBytes, await client.GetByteArrayAsync($"/v2/{fixture.MultiArch.Repository}/manifests/{fixture.MultiArch.Tag}?ns=docker.io"));
         foreach (var blob in fixture.MultiArch.Blobs.Concat(fixture.Docker.Blobs))

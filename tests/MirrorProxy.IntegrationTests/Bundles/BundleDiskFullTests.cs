@@ -64,10 +64,6 @@ public sealed class BundleDiskFullTests(BundleFixture fixture) : IDisposable
         disk.DeleteFill();
         var (exit, output) = await BundleFixture.CliAsync("bundle", "import", "--server", island.BaseUri.ToString(), "--trust", fixture.SigningPublicKey, fixture.FullTar);
         Assert.True(exit == 0, output);
-        Assert.Equal(fixture.MultiArch.ManifestBytes, await island.Client.GetByteArrayAsync($"/v2/{fixture.MultiArch.Repository}/manifests/{fixture.MultiArch.Tag}?ns=docker.io", cts.Token));
-        foreach (var blob in fixture.MultiArch.Blobs.Concat(fixture.Docker.Blobs))
-        {
-            Assert.Equal(blob.Content, await island.Client.GetByteArrayAsync($"/v2/{fixture.MultiArch.Repository}/blobs/{blob.Digest}?ns=docker.io", cts.Token));
-        }
+        await BundleCrashTests.AssertServedAsync(fixture, island.Client);
     }
 }
