@@ -13,7 +13,7 @@ namespace MirrorProxy.Bundles;
 /// <list type="bullet">
 /// <item><c>POST /admin/bundles/import?pinSet=NAME[&amp;allowUnsigned=true]</c>: the body is the bundle as a plain tar
 /// stream (manifest and signature first); trusted keys come as <c>Bundle-Trust</c> headers (base64 of the
-/// SubjectPublicKeyInfo DER). 200 imported, 422 refused, 409 while another import runs. With <c>path=ABSOLUTE-PATH</c>
+/// SubjectPublicKeyInfo DER). 200 imported, 422 refused, 409 while another import runs, 507 when the cache could not store it. With <c>path=ABSOLUTE-PATH</c>
 /// (the bundle's directory or first file, on a disk the mirror itself can read) the mirror reads the bundle from
 /// there instead of the body, which saves the copy through HTTP; 400 when it cannot read that path.</item>
 /// <item><c>GET /admin/bundles/inventory</c>: this mirror's inventory, streamed.</item>

@@ -10,10 +10,6 @@ namespace MirrorProxy.Storage;
 /// </summary>
 internal static partial class Durability
 {
-    private const int Eio = 5;
-    private const int Enospc = 28;
-    private const int Erofs = 30;
-    private const int Edquot = 122;
     private const int Einval = 22;
     private const int Espipe = 29;
     private const int Enosys = 38;
@@ -68,19 +64,11 @@ internal static partial class Durability
             return StorageStatus.Ok;
         }
 
-        return Classify(Marshal.GetLastPInvokeError());
+        return StorageErrors.FromErrno(Marshal.GetLastPInvokeError());
     }
 
     /// <summary>A file system that cannot start writeback early is fine: the flush before the commit still runs.</summary>
-    private static StorageStatus ClassifyWriteback(int errno) => errno is Einval or Espipe or Enosys or Eopnotsupp ? StorageStatus.Ok : Classify(errno);
-
-    private static StorageStatus Classify(int errno) => errno switch
-    {
-        Enospc or Edquot => StorageStatus.NoSpace,
-        Erofs => StorageStatus.ReadOnly,
-        Eio => StorageStatus.IoError,
-        _ => StorageStatus.IoError,
-    };
+    private static StorageStatus ClassifyWriteback(int errno) => errno is Einval or Espipe or Enosys or Eopnotsupp ? StorageStatus.Ok : StorageErrors.FromErrno(errno);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(SafeFileHandle handle);

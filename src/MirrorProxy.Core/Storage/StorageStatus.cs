@@ -34,8 +34,15 @@ internal static class StorageErrors
     {
         FileNotFoundException or DirectoryNotFoundException => StorageStatus.NotFound,
         UnauthorizedAccessException => StorageStatus.ReadOnly,
-        IOException { HResult: Enospc or Edquot } => StorageStatus.NoSpace,
-        IOException { HResult: Erofs } => StorageStatus.ReadOnly,
+        IOException io => FromErrno(io.HResult),
+        _ => StorageStatus.IoError,
+    };
+
+    /// <summary>What an errno from a failed file-system call means for storage (also a raw errno from a native call).</summary>
+    public static StorageStatus FromErrno(int errno) => errno switch
+    {
+        Enospc or Edquot => StorageStatus.NoSpace,
+        Erofs => StorageStatus.ReadOnly,
         _ => StorageStatus.IoError,
     };
 
