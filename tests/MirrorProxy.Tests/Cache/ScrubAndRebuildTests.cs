@@ -96,6 +96,7 @@ public sealed class ScrubAndRebuildTests : IDisposable
         Assert.Null(scrub.LastRound);
         Assert.True(File.Exists(path));
 
+        var trustedAt = _cache.Cache.WhenIndexTrusted.ContinueWith(_ => TimeProvider.System.GetUtcNow(), TaskScheduler.Default);
         await new IndexMaintenanceService(_cache.Cache, TimeProvider.System, options, NullLogger<IndexMaintenanceService>.Instance).RebuildAsync(CancellationToken.None);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         while (scrub.LastRound is null && watch.Elapsed < TimeSpan.FromSeconds(10))
@@ -105,6 +106,8 @@ public sealed class ScrubAndRebuildTests : IDisposable
 
         await scrub.StopAsync(CancellationToken.None);
         Assert.Equal(1, scrub.LastRound?.Damaged);
+        var afterTrust = scrub.LastRound!.Value.Completed - await trustedAt;
+        Assert.True(afterTrust >= TimeSpan.FromMilliseconds(100), $"the round ended {afterTrust.TotalMilliseconds:0} ms after the index was trusted, within the 200 ms start delay");
         Assert.False(File.Exists(path));
     }
 
