@@ -96,7 +96,7 @@ internal sealed partial class ScrubService : BackgroundService
         var damaged = 0;
         try
         {
-            await foreach (var stored in _cache.Store.EnumerateAsync(cancellationToken).ConfigureAwait(false))
+            await foreach (var stored in _cache.Store.EnumerateAsync(namedSince: DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false))
             {
                 // The index knows the size it was stored with: a file of another size is damaged, and the totals count the indexed size.
                 var indexed = await _cache.Index.GetContentAsync(stored.Digest).ConfigureAwait(false);

@@ -47,13 +47,28 @@ internal readonly record struct Digest
         }
 
         var separator = text.IndexOf(':');
-        if (separator <= 0 || separator == text.Length - 1 || !IsAlgorithm(text.AsSpan(0, separator)) || !IsEncoded(text.AsSpan(separator + 1)))
+        if (separator <= 0 || separator == text.Length - 1)
         {
             return DigestParseStatus.Invalid;
         }
 
-        var algorithm = text.AsSpan(0, separator);
-        var encoded = text.AsSpan(separator + 1);
+        var status = Check(text.AsSpan(0, separator), text.AsSpan(separator + 1));
+        if (status == DigestParseStatus.Ok)
+        {
+            digest = new Digest(text, separator);
+        }
+
+        return status;
+    }
+
+    /// <summary>What <see cref="Parse"/> would say of <c>algorithm ":" encoded</c>, without building the string.</summary>
+    public static DigestParseStatus Check(ReadOnlySpan<char> algorithm, ReadOnlySpan<char> encoded)
+    {
+        if (algorithm.IsEmpty || encoded.IsEmpty || algorithm.Length + 1 + encoded.Length > 256 || !IsAlgorithm(algorithm) || !IsEncoded(encoded))
+        {
+            return DigestParseStatus.Invalid;
+        }
+
         int expectedLength;
         if (algorithm.SequenceEqual("sha256"))
         {
@@ -68,13 +83,7 @@ internal readonly record struct Digest
             return DigestParseStatus.UnsupportedAlgorithm;
         }
 
-        if (encoded.Length != expectedLength || !IsLowerHex(encoded))
-        {
-            return DigestParseStatus.Invalid;
-        }
-
-        digest = new Digest(text, separator);
-        return DigestParseStatus.Ok;
+        return encoded.Length == expectedLength && IsLowerHex(encoded) ? DigestParseStatus.Ok : DigestParseStatus.Invalid;
     }
 
     /// <summary>Creates a sha256 digest from a raw 32-byte hash.</summary>

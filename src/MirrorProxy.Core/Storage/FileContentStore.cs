@@ -1,3 +1,4 @@
+using System.IO.Enumeration;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -18,6 +19,8 @@ internal sealed partial class FileContentStore : IContentStore
     private const string TypeSuffix = ".type";
     private const string OriginsSuffix = ".origins";
     private const int QuarantineKept = 32;
+
+    private static readonly DateTimeOffset MissingFileTime = DateTimeOffset.FromFileTime(0);
 
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -220,7 +223,7 @@ internal sealed partial class FileContentStore : IContentStore
         }
     }
 
-    public async IAsyncEnumerable<StoredObject> EnumerateAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (!Directory.Exists(Layout.BlobsDirectory))
         {
@@ -228,24 +231,23 @@ internal sealed partial class FileContentStore : IContentStore
         }
 
         var options = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = 0 };
-        foreach (var algorithmDirectory in new DirectoryInfo(Layout.BlobsDirectory).EnumerateDirectories())
+        foreach (var algorithmDirectory in Directory.EnumerateDirectories(Layout.BlobsDirectory))
         {
-            var algorithm = algorithmDirectory.Name;
-            foreach (var shard in algorithmDirectory.EnumerateDirectories("*", options))
+            var algorithm = Path.GetFileName(algorithmDirectory);
+            foreach (var shard in Directory.EnumerateDirectories(algorithmDirectory, "*", options))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                foreach (var file in shard.EnumerateFiles("*", options))
+                // Read from the directory entry and one stat each: no FileInfo, path or name string per file, only
+                // the digest's (the index rebuild and the scrub walk every file of a cache that may hold millions).
+                var files = new FileSystemEnumerable<StoredObject?>(shard, (ref entry) => Describe(algorithm, namedSince, ref entry), options)
                 {
-                    if (file.Name.EndsWith(TypeSuffix, StringComparison.Ordinal) || file.Name.EndsWith(OriginsSuffix, StringComparison.Ordinal)
-                        || !Digest.TryParse(string.Concat(algorithm, ":", file.Name), out var digest))
+                    ShouldIncludePredicate = static (ref entry) => !entry.IsDirectory,
+                };
+                foreach (var stored in files)
+                {
+                    if (stored is { } found)
                     {
-                        continue;
-                    }
-
-                    // Eviction or a delete may remove the file between the directory read and this stat: it is gone, not an error.
-                    if (Describe(file) is { } described)
-                    {
-                        yield return new StoredObject(digest, described.Length, described.Written);
+                        yield return found;
                     }
                 }
 
@@ -255,16 +257,28 @@ internal sealed partial class FileContentStore : IContentStore
         }
     }
 
-    private static (long Length, DateTimeOffset Written)? Describe(FileInfo file)
+    /// <summary>
+    /// The object a directory entry holds, named when written since <paramref name="namedSince"/>; null for the files
+    /// beside objects, foreign names, and files deleted since the directory was read.
+    /// </summary>
+    private static StoredObject? Describe(string algorithm, DateTimeOffset namedSince, ref FileSystemEntry entry)
     {
-        try
+        var name = entry.FileName;
+        if (Digest.Check(algorithm, name) != DigestParseStatus.Ok)
         {
-            return (file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
+            return null; // The .type and .origins files beside objects, and anything else that is not one.
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+
+        // Eviction or a delete may remove the file between the directory read and this stat: it is gone, not an
+        // error. The entry then reports what a missing file's times are documented to be (1601-01-01 UTC).
+        var written = entry.LastWriteTimeUtc;
+        if (written == MissingFileTime)
         {
             return null;
         }
+
+        var digest = written >= namedSince && Digest.TryParse(string.Concat(algorithm, ":", name), out var named) ? named : default;
+        return new StoredObject(digest, entry.Length, written);
     }
 
     public long? FreeSpace() => Layout.FreeSpace();

@@ -3,7 +3,11 @@ using MirrorProxy.Oci;
 namespace MirrorProxy.Storage;
 
 /// <summary>An object as the store has it: its size and when it was last written.</summary>
-internal readonly record struct StoredObject(Digest Digest, long Size, DateTimeOffset LastWrite);
+internal readonly record struct StoredObject(Digest Digest, long Size, DateTimeOffset LastWrite)
+{
+    /// <summary>False for an object listed without its digest (see <see cref="IContentStore.EnumerateAsync"/>).</summary>
+    public bool IsNamed => Digest.Value is not null;
+}
 
 /// <summary>The answer to a stat: the status, and the size when the object exists.</summary>
 internal readonly record struct ContentStat(StorageStatus Status, long Size)
@@ -74,8 +78,12 @@ internal interface IContentStore
     /// <summary>Takes a damaged object out of service (kept aside for inspection where the store can).</summary>
     ValueTask<StorageStatus> QuarantineAsync(Digest digest, QuarantineReason reason, CancellationToken cancellationToken);
 
-    /// <summary>Every stored object, in no particular order, without holding the listing in memory.</summary>
-    IAsyncEnumerable<StoredObject> EnumerateAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// Every stored object, in no particular order, without holding the listing in memory. An object last written
+    /// before <paramref name="namedSince"/> may come without its digest (<see cref="StoredObject.IsNamed"/> false):
+    /// a walk that only counts those (the index rebuild after a crash) builds no string for each of millions of files.
+    /// </summary>
+    IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, CancellationToken cancellationToken);
 
     /// <summary>Free space where new content is written; null when it cannot be told.</summary>
     long? FreeSpace();

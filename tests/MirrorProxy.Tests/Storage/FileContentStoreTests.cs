@@ -65,7 +65,7 @@ public sealed class FileContentStoreTests : IDisposable
         await WriteAsync(digest, Content, null);
 
         Assert.Equal(StorageStatus.AlreadyExists, await WriteAsync(digest, Content, null));
-        Assert.Single(await ToListAsync(_store.EnumerateAsync(CancellationToken.None)));
+        Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None)));
     }
 
     [Fact]
@@ -162,7 +162,7 @@ public sealed class FileContentStoreTests : IDisposable
         var attributes = await _store.GetAttributesAsync(digest, CancellationToken.None);
         Assert.Equal(MediaTypes.OciManifest, attributes.MediaType);
         Assert.Empty(attributes.PrivateOrigins);
-        var listed = Assert.Single(await ToListAsync(_store.EnumerateAsync(CancellationToken.None)));
+        var listed = Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None)));
         Assert.Equal(digest, listed.Digest);
         Assert.Equal(Content.Length, listed.Size);
     }
@@ -183,7 +183,7 @@ public sealed class FileContentStoreTests : IDisposable
         Assert.Equal(["harbor.internal", "other.internal"], (await _store.GetAttributesAsync(digest, CancellationToken.None)).PrivateOrigins);
         Assert.Equal(StorageStatus.Ok, await _store.SetOriginsAsync(digest, [], CancellationToken.None));
         Assert.Empty((await _store.GetAttributesAsync(digest, CancellationToken.None)).PrivateOrigins);
-        Assert.Single(await ToListAsync(_store.EnumerateAsync(CancellationToken.None)));
+        Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None)));
     }
 
     [Fact]
@@ -208,7 +208,26 @@ public sealed class FileContentStoreTests : IDisposable
         var shard = Path.GetDirectoryName(_layout.BlobPath(digest))!;
         await File.WriteAllTextAsync(Path.Combine(shard, "not-a-digest"), "x");
 
-        Assert.Equal([digest], (await ToListAsync(_store.EnumerateAsync(CancellationToken.None))).Select(o => o.Digest));
+        Assert.Equal([digest], (await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None))).Select(o => o.Digest));
+    }
+
+    [Fact]
+    public async Task Enumerate_ObjectsWrittenBeforeNamedSince_AreCountedWithoutTheirDigest()
+    {
+        var old = Digest.ComputeSha256(Content);
+        await WriteAsync(old, Content, null, "application/vnd.oci.image.manifest.v1+json");
+        var anHourAgo = DateTime.UtcNow.AddHours(-1);
+        File.SetLastWriteTimeUtc(_layout.BlobPath(old), anHourAgo);
+        byte[] newContent = [1, 2, 3];
+        var recent = Digest.ComputeSha256(newContent);
+        await WriteAsync(recent, newContent, null);
+
+        var listed = await ToListAsync(_store.EnumerateAsync(namedSince: DateTime.UtcNow.AddMinutes(-10), CancellationToken.None));
+
+        Assert.Equal(2, listed.Count);
+        var unnamed = Assert.Single(listed, o => !o.IsNamed);
+        Assert.Equal((Content.Length, anHourAgo), (unnamed.Size, unnamed.LastWrite.UtcDateTime));
+        Assert.Equal(recent, Assert.Single(listed, o => o.IsNamed).Digest);
     }
 
     [Fact]
@@ -224,7 +243,7 @@ public sealed class FileContentStoreTests : IDisposable
         }
 
         var listed = new List<StoredObject>();
-        await using (var objects = _store.EnumerateAsync(CancellationToken.None).GetAsyncEnumerator())
+        await using (var objects = _store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None).GetAsyncEnumerator())
         {
             Assert.True(await objects.MoveNextAsync());
             listed.Add(objects.Current);

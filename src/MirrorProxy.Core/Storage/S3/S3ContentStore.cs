@@ -111,7 +111,8 @@ internal sealed partial class S3ContentStore : IContentStore
         return status;
     }
 
-    public async IAsyncEnumerable<StoredObject> EnumerateAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>Every object, always named: the listing carries each key anyway.</summary>
+    public async IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var root = _prefix + "blobs/";
         await foreach (var entry in _client.ListAsync(root, null, cancellationToken).ConfigureAwait(false))
