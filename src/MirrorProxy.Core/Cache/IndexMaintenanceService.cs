@@ -67,18 +67,32 @@ internal sealed partial class IndexMaintenanceService : BackgroundService
     }
 
     /// <summary>
+    /// How long before the recovered checkpoint's time a file must have been written for the rebuild to take its
+    /// index entry on trust: a commit's index entry follows the file's last write by its flush and rename, seconds
+    /// on a slow disk, never minutes.
+    /// </summary>
+    internal static readonly TimeSpan CommitSlack = TimeSpan.FromMinutes(10);
+
+    /// <summary>
     /// Walks every stored object and tag file into the index, at a bounded rate, and recounts the totals. Content
     /// is immutable, so an entry already indexed with the file's size is left alone (it may carry a later access).
+    /// After a crash the recovered checkpoint already holds every object committed before its time, so only files
+    /// written since then (less <see cref="CommitSlack"/>) are looked up: at a million objects the look-ups, each a
+    /// read of the index from disk, were most of the rebuild's work and all of its memory. A file the rule misses
+    /// (the clock set back, or an entry dropped while its file stayed) is served and indexed at its first request,
+    /// as content put behind the index's back always is; that request counts its bytes a second time, until the
+    /// next rebuild recounts.
     /// </summary>
     internal async Task RebuildAsync(CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
         var index = _cache.Index;
+        var lookUpSince = await _cache.LoadAgreedAtAsync().ConfigureAwait(false) is { } agreed ? agreed - CommitSlack : DateTimeOffset.MinValue;
         long objects = 0, bytes = 0, added = 0;
-        await foreach (var stored in _cache.Store.EnumerateAsync(cancellationToken).ConfigureAwait(false))
+        await foreach (var stored in _cache.Store.EnumerateAsync(namedSince: lookUpSince, cancellationToken).ConfigureAwait(false))
         {
-            var entry = await index.GetContentAsync(stored.Digest).ConfigureAwait(false);
-            if (entry is not { } known || known.Size != stored.Size)
+            if (stored.IsNamed && stored.LastWrite >= lookUpSince
+                && (await index.GetContentAsync(stored.Digest).ConfigureAwait(false) is not { } known || known.Size != stored.Size))
             {
                 index.PutContent(stored.Digest, new ContentEntry(stored.Size, ContentKind.Unknown, null, stored.LastWrite));
                 added++;

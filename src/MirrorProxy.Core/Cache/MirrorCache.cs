@@ -30,6 +30,9 @@ internal sealed partial class MirrorCache : IDisposable
 
     private const string TotalsState = "totals";
 
+    /// <summary>When a checkpoint last found the index agreeing with the files (ticks, UTC).</summary>
+    private const string AgreedState = "agreed";
+
     private readonly IContentStore _store;
     private readonly IMetadataStore _metadata;
     private readonly CacheIndex _index;
@@ -109,8 +112,25 @@ internal sealed partial class MirrorCache : IDisposable
         }
     }
 
-    /// <summary>Writes the totals into the index (before a checkpoint).</summary>
-    public void SaveTotals() => _index.PutState(TotalsState, TotalBytes, ObjectCount);
+    /// <summary>
+    /// Writes the totals into the index before a checkpoint and, while the index agrees with the files, the time:
+    /// every object committed before it is in the checkpoint, which lets a rebuild after a crash skip looking up
+    /// the files older than that (<see cref="LoadAgreedAtAsync"/>). A checkpoint taken mid-rebuild keeps the older time.
+    /// </summary>
+    public void SaveTotals()
+    {
+        _index.PutState(TotalsState, TotalBytes, ObjectCount);
+        if (_indexTrusted)
+        {
+            _index.PutState(AgreedState, _time.GetUtcNow().UtcTicks, 0);
+        }
+    }
+
+    /// <summary>The time the recovered checkpoint last saw the index agree with the files; null when it never did.</summary>
+    public async Task<DateTimeOffset?> LoadAgreedAtAsync() =>
+        await _index.GetStateAsync(AgreedState).ConfigureAwait(false) is var (ticks, _) && ticks > 0 && ticks <= DateTimeOffset.MaxValue.UtcTicks
+            ? new DateTimeOffset(ticks, TimeSpan.Zero)
+            : null;
 
     /// <summary>The rebuild has walked every file: the index agrees with them, and these are the totals.</summary>
     internal void RebuildCompleted(long bytes, long objects)
