@@ -142,6 +142,12 @@ internal sealed partial class CacheIndex : IDisposable
             }
 
             var recovered = recover && store.RecoveredVersion > 1;
+            if (!recovered)
+            {
+                // A new log is written over the old one's files: the old seal's hashes must not be taken for it.
+                IndexSeal.Discard(directory);
+            }
+
             var recovery = !recovered ? IndexRecovery.Empty : clean ? IndexRecovery.Clean : IndexRecovery.Stale;
             return new CacheIndex(directory, settings, store, recovery, logger);
         }

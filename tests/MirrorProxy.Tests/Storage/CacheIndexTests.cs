@@ -133,6 +133,41 @@ public sealed class CacheIndexTests : IDisposable
         Assert.Null(await _index.GetContentAsync(First));
     }
 
+    /// <summary>
+    /// A checkpoint's seal reads only the log it has not sealed before: a full segment keeps its hash, so damage to it
+    /// after it was sealed is still found at the next start (hashing it again would have sealed the damage).
+    /// </summary>
+    [Fact]
+    public async Task Seal_NextCheckpoint_KeepsTheHashOfAFullSegment_AndDamageToItIsStillFound()
+    {
+        for (var i = 0; i < 60_000; i++)
+        {
+            _index.PutContent(Digest.ComputeSha256(BitConverter.GetBytes(i)), new ContentEntry(i, ContentKind.Blob, null, At));
+        }
+
+        await _index.CheckpointAsync(full: false, CancellationToken.None);
+        var firstSeal = File.ReadAllLines(_temp.Combine("seal"));
+        var fullSegment = Assert.Single(firstSeal, line => line.StartsWith("hlog.log.0 ", StringComparison.Ordinal));
+        Assert.Equal(4L << 20, long.Parse(fullSegment.Split(' ')[1]) + long.Parse(fullSegment.Split(' ')[2]));
+        Assert.Contains(firstSeal, line => line.StartsWith("hlog.log.1 ", StringComparison.Ordinal));
+        using (var segment = File.OpenHandle(_temp.Combine("hlog.log.0"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            var one = new byte[1];
+            RandomAccess.Read(segment, one, 1 << 20);
+            one[0] ^= 0x01;
+            RandomAccess.Write(segment, one, 1 << 20);
+        }
+
+        _index.PutContent(First, new ContentEntry(1, ContentKind.Blob, null, At));
+        await _index.CheckpointAsync(full: false, CancellationToken.None);
+
+        var secondSeal = File.ReadAllLines(_temp.Combine("seal"));
+        Assert.Contains(fullSegment, secondSeal);
+        Assert.NotEqual(firstSeal.Single(l => l.StartsWith("hlog.log.1 ", StringComparison.Ordinal)), secondSeal.Single(l => l.StartsWith("hlog.log.1 ", StringComparison.Ordinal)));
+        Assert.False(IndexSeal.Verify(_temp.Path, out var reason));
+        Assert.Contains("hlog.log.0 does not match", reason, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Seal_ACheckpointWrittenAfterIt_IsNotTrusted_AndTheDeltaLogBesideASealedOneIs()
     {
