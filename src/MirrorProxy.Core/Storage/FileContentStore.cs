@@ -237,8 +237,9 @@ internal sealed partial class FileContentStore : IContentStore
             foreach (var shard in Directory.EnumerateDirectories(algorithmDirectory, "*", options))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                // Read from the directory entry and one stat each: no FileInfo, path or name string per file, only
-                // the digest's (the index rebuild and the scrub walk every file of a cache that may hold millions).
+                // Read from the directory entry and one stat each: no FileInfo, path or name string per file, and a
+                // digest string only for the objects to be named (the index rebuild and the scrub walk every file of
+                // a cache that may hold millions).
                 var files = new FileSystemEnumerable<StoredObject?>(shard, (ref entry) => Describe(algorithm, namedSince, ref entry), options)
                 {
                     ShouldIncludePredicate = static (ref entry) => !entry.IsDirectory,
