@@ -10,7 +10,9 @@ namespace MirrorProxy.Benchmarks.Scale;
 /// <summary>
 /// <c>generate-cache DIR OBJECTS [TAGS]</c>: writes a cache of OBJECTS small blobs (100 bytes each, distinct) and
 /// TAGS tag files in the mirror's on-disk layout, with no index: the mirror builds it on its first start. Used by
-/// benchmarks/scale/run.sh to measure start-up and memory against the size of the cache.
+/// benchmarks/scale/run.sh to measure start-up and memory against the size of the cache. The objects are dated as a
+/// cache in service has them, spread evenly over the last <see cref="Age"/> (a rebuild after a crash looks up only the
+/// files written since the last checkpoint, so files all written a minute ago would measure a cache just filled).
 /// </summary>
 internal static class CacheGenerator
 {
@@ -26,6 +28,7 @@ internal static class CacheGenerator
         var layout = new CacheLayout(args[0]);
         layout.Initialize();
         var started = Stopwatch.GetTimestamp();
+        var now = DateTime.UtcNow;
         var written = 0;
         await Parallel.ForAsync(0, objects, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount * 2 }, async (i, ct) =>
         {
@@ -33,6 +36,7 @@ internal static class CacheGenerator
             var path = layout.BlobPath(Digest.ComputeSha256(content));
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             await File.WriteAllBytesAsync(path, content, ct);
+            File.SetLastWriteTimeUtc(path, now - Age * (objects - i) / objects);
             if (Interlocked.Increment(ref written) % 100_000 == 0)
             {
                 Console.Error.WriteLine($"{written} objects");
@@ -51,6 +55,9 @@ internal static class CacheGenerator
         Console.WriteLine($"{objects} objects ({objects * 100L} bytes) and {tags} tags written to {layout.Root} in {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s");
         return 0;
     }
+
+    /// <summary>How far back the generated objects' write times reach.</summary>
+    public static readonly TimeSpan Age = TimeSpan.FromDays(30);
 
     /// <summary>The content of object <paramref name="i"/>: 100 bytes, distinct for every i.</summary>
     public static byte[] Content(int i)
