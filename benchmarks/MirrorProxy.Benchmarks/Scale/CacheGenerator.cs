@@ -36,7 +36,7 @@ internal static class CacheGenerator
             var path = layout.BlobPath(Digest.ComputeSha256(content));
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             await File.WriteAllBytesAsync(path, content, ct);
-            File.SetLastWriteTimeUtc(path, now - Age * (objects - i) / objects);
+            File.SetLastWriteTimeUtc(path, now - Age * ((double)(objects - i) / objects));
             if (Interlocked.Increment(ref written) % 100_000 == 0)
             {
                 Console.Error.WriteLine($"{written} objects");
