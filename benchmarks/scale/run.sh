@@ -6,7 +6,8 @@
 #
 # For each build: an empty cache, then a generated cache of OBJECTS small blobs and TAGS tags (no index: the
 # first start builds it in the background), then a start after a clean stop, a start after kill -9, and an
-# eviction pass that frees a tenth of the budget. Then the index's disk use after CHURN tag updates. Every wait
+# eviction pass that frees a tenth of the budget. Each start makes one blob request at once (a hit, a miss on the
+# empty cache) before its RSS is taken 5 s after the start. Then the index's disk use after CHURN tag updates. Every wait
 # has a deadline; loopback only.
 set -euo pipefail
 
@@ -63,6 +64,13 @@ hit() { # index (taken modulo OBJECTS)
   [ "sha256:$got" = "$digest" ] && echo ok || echo "WRONG"
 }
 
+# The status of one blob request. The empty-cache run makes it too (a miss there, answered by the unreachable
+# upstream), so that every "RSS 5 s after start" holds what a first blob request loads, as the other starts' hits do.
+request_status() { # index
+  local digest; digest=$(dotnet "$bench" object-digest "$1")
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/v2/scale/app/blobs/$digest?ns=bench.local"
+}
+
 wait_index_ready() { # prints seconds until the index reports ready
   local started=$SECONDS deadline=$((SECONDS + 900))
   until [ "$(ready_field index)" = ready ]; do
@@ -91,7 +99,8 @@ for entry in "${programs[@]}"; do
   name=${entry%%:*}; program=${entry#*:}
   log "$name: empty cache"
   rm -rf "$work/empty"
-  start "$program" "$work/empty"; result[$name.empty.ready]=$ready_ms; sleep 5; result[$name.empty.rss]=$(rss_mb "$pid"); stop
+  start "$program" "$work/empty"; result[$name.empty.ready]=$ready_ms; result[$name.empty.request]=$(request_status 12345)
+  sleep 5; result[$name.empty.rss]=$(rss_mb "$pid"); stop
 
   log "$name: first start on $OBJECTS objects (index built in the background)"
   rm -rf "$work/cache"; cp -a "$work/generated" "$work/cache"
@@ -135,6 +144,7 @@ printf '| measure |'; for entry in "${programs[@]}"; do printf ' %s |' "${entry%
 printf '\n|---|'; for _ in "${programs[@]}"; do printf -- '---|'; done; printf '\n'
 row() { printf '| %s |' "$1"; for entry in "${programs[@]}"; do printf ' %s |' "${result[${entry%%:*}.$2]:-n/a}"; done; printf '\n'; }
 row "empty cache: ready, wall / CPU (ms)" empty.ready
+row "empty cache: a blob request at once (HTTP status of the miss)" empty.request
 row "empty cache: RSS 5 s after start (MB)" empty.rss
 row "first start, no index: ready, wall / CPU (ms)" first.ready
 row "first start: a hit served at once" first.hit
