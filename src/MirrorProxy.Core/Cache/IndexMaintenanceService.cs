@@ -78,7 +78,7 @@ internal sealed partial class IndexMaintenanceService : BackgroundService
     /// is immutable, so an entry already indexed with the file's size is left alone (it may carry a later access).
     /// After a crash the recovered checkpoint already holds every object committed before its time, so only files
     /// written since then (less <see cref="CommitSlack"/>) are looked up: at a million objects the look-ups, each a
-    /// read of the index from disk, were most of the rebuild's work and all of its memory. A file the rule misses
+    /// read of the index from disk, were most of the rebuild's work and time. A file the rule misses
     /// (the clock set back, or an entry dropped while its file stayed) is served and indexed at its first request,
     /// as content put behind the index's back always is; that request counts its bytes a second time, until the
     /// next rebuild recounts.
