@@ -113,22 +113,16 @@ public sealed class BundleCrashTests(BundleFixture fixture) : IDisposable
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var end = thenTheRest && resume.IsCompleted ? content.Length : stallAt;
-            if (_position >= end)
+            if (_position >= stallAt)
             {
-                if (end == content.Length)
-                {
-                    return 0;
-                }
-
                 Stalled = true;
                 await resume.WaitAsync(cancellationToken);
-                if (!thenTheRest)
-                {
-                    return 0;
-                }
+            }
 
-                end = content.Length;
+            var end = _position < stallAt || !thenTheRest ? stallAt : content.Length;
+            if (_position >= end)
+            {
+                return 0;
             }
 
             var count = Math.Min(buffer.Length, end - _position);
