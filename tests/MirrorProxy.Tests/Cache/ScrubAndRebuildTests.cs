@@ -44,9 +44,7 @@ public sealed class ScrubAndRebuildTests : IDisposable
         Directory.Delete(Path.Combine(_cache.Root, "index"), recursive: true);
         await _cache.ReopenAsync(clean: false);
         Assert.False(_cache.Cache.IndexTrusted);
-        var maintenance = new IndexMaintenanceService(_cache.Cache, TimeProvider.System, Options.Create(new CacheOptions { RebuildRate = 1000 }), NullLogger<IndexMaintenanceService>.Instance);
-
-        await maintenance.RebuildAsync(CancellationToken.None);
+        await RebuildAsync(new CacheOptions { RebuildRate = 1000 });
 
         Assert.True(_cache.Cache.IndexTrusted);
         Assert.Equal((2L, 3000L), (_cache.Cache.ObjectCount, _cache.Cache.TotalBytes));
@@ -77,9 +75,7 @@ public sealed class ScrubAndRebuildTests : IDisposable
         await _cache.ReopenAsync(clean: false);
         Assert.False(_cache.Cache.IndexTrusted);
         Assert.Null(await _cache.Cache.Index.GetContentAsync(recent));
-        var maintenance = new IndexMaintenanceService(_cache.Cache, TimeProvider.System, Options.Create(new CacheOptions { RebuildRate = 1000 }), NullLogger<IndexMaintenanceService>.Instance);
-
-        await maintenance.RebuildAsync(CancellationToken.None);
+        await RebuildAsync(new CacheOptions { RebuildRate = 1000 });
 
         Assert.True(_cache.Cache.IndexTrusted);
         Assert.Equal((3L, 6000L), (_cache.Cache.ObjectCount, _cache.Cache.TotalBytes));
@@ -132,7 +128,7 @@ public sealed class ScrubAndRebuildTests : IDisposable
         Assert.True(File.Exists(path));
 
         var trustedAt = _cache.Cache.WhenIndexTrusted.ContinueWith(_ => TimeProvider.System.GetUtcNow(), TaskScheduler.Default);
-        await new IndexMaintenanceService(_cache.Cache, TimeProvider.System, options, NullLogger<IndexMaintenanceService>.Instance).RebuildAsync(CancellationToken.None);
+        await RebuildAsync(options.Value);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         while (scrub.LastRound is null && watch.Elapsed < TimeSpan.FromSeconds(10))
         {
@@ -147,6 +143,9 @@ public sealed class ScrubAndRebuildTests : IDisposable
     }
 
     public void Dispose() => _cache.Dispose();
+
+    private Task RebuildAsync(CacheOptions options) =>
+        new IndexMaintenanceService(_cache.Cache, TimeProvider.System, Options.Create(options), NullLogger<IndexMaintenanceService>.Instance).RebuildAsync(CancellationToken.None);
 
     private static byte[] Bytes(int length, int seed)
     {
