@@ -57,18 +57,19 @@ start() { # program cache [extra flags...]
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 crash() { kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 
+blob_url() { echo "http://127.0.0.1:$PORT/v2/scale/app/blobs/$1?ns=bench.local"; } # digest
+
 # A cached object, fetched and checked against its digest.
 hit() { # index (taken modulo OBJECTS)
   local digest; digest=$(dotnet "$bench" object-digest "$(( $1 % OBJECTS ))")
-  local got; got=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/v2/scale/app/blobs/$digest?ns=bench.local" | sha256sum | cut -d' ' -f1)
+  local got; got=$(curl -s --max-time 5 "$(blob_url "$digest")" | sha256sum | cut -d' ' -f1)
   [ "sha256:$got" = "$digest" ] && echo ok || echo "WRONG"
 }
 
 # The status of one blob request. The empty-cache run makes it too (a miss there, answered by the unreachable
 # upstream), so that every "RSS 5 s after start" holds what a first blob request loads, as the other starts' hits do.
 request_status() { # index
-  local digest; digest=$(dotnet "$bench" object-digest "$1")
-  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/v2/scale/app/blobs/$digest?ns=bench.local"
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$(blob_url "$(dotnet "$bench" object-digest "$1")")"
 }
 
 wait_index_ready() { # prints seconds until the index reports ready
