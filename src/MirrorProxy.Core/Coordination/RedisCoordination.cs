@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using MirrorProxy.Cache;
+using MirrorProxy.Metrics;
 using MirrorProxy.Oci;
 using MirrorProxy.Storage;
 using StackExchange.Redis;
@@ -11,8 +12,9 @@ namespace MirrorProxy.Coordination;
 /// Coordination through a Redis-protocol store (StackExchange.Redis). A lease is a key set only when absent, with an
 /// expiry, holding this replica's id; it is extended and released only while it still holds that id (the client's
 /// lock primitives: a conditional transaction). Tag records are JSON values; content use is a sorted set of digests
-/// by last use. Every call is bounded by <c>Coordination:Timeout</c> and fails soft: a store that does not answer
-/// is reported unreachable and the caller goes on alone. Commands are not queued while disconnected (they fail at
+/// by last use. Every call is bounded by <c>Coordination:Timeout</c> (measured here: the client notices its own
+/// timeouts only on its once-a-second heartbeat) and fails soft: a store that does not answer is reported
+/// unreachable and the caller goes on alone. Commands are not queued while disconnected (they fail at
 /// once), and after a call that failed the store is left alone for <see cref="HoldDown"/>: a replica whose store is
 /// gone pays the timeout once per hold-down, not once per request. The readiness probe's ping always asks.
 /// </summary>
@@ -21,6 +23,7 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
     private readonly CoordinationOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly MirrorMetrics _metrics;
     private readonly Task<ConnectionMultiplexer> _connection;
     private readonly RedisValue _self;
     private readonly RedisKey _accessKey;
@@ -30,11 +33,13 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
     /// <summary>How long calls answer "unreachable" without asking, after a call the store did not answer.</summary>
     internal static readonly TimeSpan HoldDown = TimeSpan.FromSeconds(5);
 
-    public RedisCoordination(CoordinationOptions options, TimeProvider time, ILogger<RedisCoordination> logger)
+    public RedisCoordination(CoordinationOptions options, TimeProvider time, MirrorMetrics metrics, ILogger<RedisCoordination> logger)
     {
         _options = options;
         _time = time;
+        _metrics = metrics;
         _logger = logger;
+        metrics.KnowCoordination();
         _self = Environment.MachineName + "/" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _accessKey = options.KeyPrefix + "access";
         var configuration = ConfigurationOptions.Parse(options.Redis!);
@@ -159,14 +164,18 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
     {
         if (!probe && _time.GetTimestamp() < Interlocked.Read(ref _quietUntil))
         {
+            _metrics.CoordinationCall(CoordinationOutcomes.HeldDown);
             return (false, default!);
         }
 
+        Task<T>? pending = null;
         try
         {
-            var connection = await _connection.ConfigureAwait(false);
-            var value = await call(connection.GetDatabase(), state).ConfigureAwait(false);
+            var connection = await _connection.WaitAsync(_options.Timeout, _time).ConfigureAwait(false);
+            pending = call(connection.GetDatabase(), state);
+            var value = await pending.WaitAsync(_options.Timeout, _time).ConfigureAwait(false);
             Interlocked.Exchange(ref _quietUntil, 0);
+            _metrics.CoordinationCall(CoordinationOutcomes.Answered);
             if (Interlocked.Exchange(ref _reachable, 1) == 0)
             {
                 Log.Reachable(_logger, Describe);
@@ -176,7 +185,15 @@ internal sealed partial class RedisCoordination : ICoordination, IAsyncDisposabl
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
+            if (pending is { IsCompleted: false })
+            {
+                // Left behind: the client fails it on its next heartbeat, and that failure is seen here, not lost.
+                _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None,
+                    TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+
             Interlocked.Exchange(ref _quietUntil, _time.GetTimestamp() + (long)(HoldDown.TotalSeconds * _time.TimestampFrequency));
+            _metrics.CoordinationCall(CoordinationOutcomes.Unanswered);
             if (Interlocked.Exchange(ref _reachable, 0) == 1)
             {
                 Log.Unreachable(_logger, Describe, ex.Message);

@@ -138,7 +138,8 @@ internal static class MirrorProxyServiceCollectionExtensions
                 return new LocalCoordination();
             }
 
-            var coordination = new RedisCoordination(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RedisCoordination>>());
+            var coordination = new RedisCoordination(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<MirrorMetrics>(),
+                sp.GetRequiredService<ILogger<RedisCoordination>>());
             // Uses of content feed the shared store's least-recently-used order.
             sp.GetRequiredService<MirrorCache>().Used += coordination.RecordAccess;
             return coordination;

@@ -44,6 +44,18 @@ internal static class CacheWriteErrors
     public static readonly string[] All = [NoSpace, ReadOnly, Io];
 }
 
+/// <summary>How a call to the coordination store ended.</summary>
+internal static class CoordinationOutcomes
+{
+    public const string Answered = "answered";
+    /// <summary>Failed or not answered within <c>Coordination:Timeout</c>.</summary>
+    public const string Unanswered = "unanswered";
+    /// <summary>Not asked: a call failed within the hold-down, so the store is taken as unreachable without waiting for it.</summary>
+    public const string HeldDown = "held_down";
+
+    public static readonly string[] All = [Answered, Unanswered, HeldDown];
+}
+
 /// <summary>
 /// The mirror's instruments (System.Diagnostics.Metrics, meter <c>MirrorProxy</c>). Names carry no unit words:
 /// the exporter derives <c>_total</c>, <c>_bytes</c> and <c>_seconds</c> from the instrument kind and unit.
@@ -66,6 +78,7 @@ internal sealed class MirrorMetrics
     private readonly LabelledCounts _pullsFailed = new("upstream");
     private readonly LabelledCounts _quarantined = new("reason", QuarantineReasons.All);
     private readonly LabelledCounts _writeFailures = new("error", CacheWriteErrors.All);
+    private readonly LabelledCounts _coordinationCalls = new("outcome");
     private readonly Counter<long> _evictions;
     private readonly Counter<long> _evicted;
     private readonly ConcurrentDictionary<string, long> _rateLimitRemaining = new(StringComparer.Ordinal);
@@ -85,6 +98,8 @@ internal sealed class MirrorMetrics
             "Cached objects moved aside because their size or digest no longer matched (reason: size, digest).");
         Meter.CreateObservableCounter("mirrorproxy.cache.write.failures", _writeFailures.Observe, "{write}",
             "Writes to the cache that failed (error: no_space, read_only, io).");
+        Meter.CreateObservableCounter("mirrorproxy.coordination.calls", _coordinationCalls.Observe, "{call}",
+            "Calls to the coordination store by outcome: answered, unanswered (failed or timed out), held_down (not asked, after a recent failure).");
         _evictions = Meter.CreateCounter<long>("mirrorproxy.cache.evictions", "{object}", "Content objects evicted to stay within the size budget.");
         _evicted = Meter.CreateCounter<long>("mirrorproxy.cache.evicted", "By", "Bytes evicted to stay within the size budget.");
         Meter.CreateObservableGauge("mirrorproxy.upstream.ratelimit.remaining", ObserveRateLimits, "{request}", "Pulls left in the upstream's rate-limit window (Docker Hub ratelimit-remaining).");
@@ -145,6 +160,18 @@ internal sealed class MirrorMetrics
 
     /// <summary>A failed cache write; <paramref name="error"/> is one of <see cref="CacheWriteErrors"/> (the cache's health says whether it is degraded).</summary>
     public void CacheWriteFailed(string error) => _writeFailures.Increment(error);
+
+    /// <summary>Exports the coordination call counts at zero: a coordination store is configured.</summary>
+    public void KnowCoordination()
+    {
+        foreach (var outcome in CoordinationOutcomes.All)
+        {
+            _coordinationCalls.Know(outcome);
+        }
+    }
+
+    /// <summary>A call to the coordination store; <paramref name="outcome"/> is one of <see cref="CoordinationOutcomes"/>.</summary>
+    public void CoordinationCall(string outcome) => _coordinationCalls.Increment(outcome);
 
     public void Evicted(long bytes)
     {
