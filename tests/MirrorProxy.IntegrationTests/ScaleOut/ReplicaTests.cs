@@ -4,7 +4,9 @@ using System.Net;
 using System.Text.Json;
 using MirrorProxy.IntegrationTests.Infrastructure;
 using MirrorProxy.IntegrationTests.Infrastructure.Engines;
+using MirrorProxy.Coordination;
 using MirrorProxy.IntegrationTests.Support;
+using MirrorProxy.Metrics;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -181,9 +183,26 @@ public sealed class ReplicaTests : IAsyncLifetime
             Assert.True((await ReplicaSet.PullBlobAsync(mirror, "scale/hung", blob.Digest)).Ok);
         }
 
+        // A lease is released once its blob is in the bucket: none may still be on its way to the store when it stops.
+        using (var redis = await _engines.Garnet.ConnectAsync())
+        {
+            var server = redis.GetServer(_engines.Garnet.EndPoint);
+            await Eventually.TrueAsync(async () =>
+            {
+                await foreach (var _ in server.KeysAsync(pattern: replicas.KeyPrefix + "lease:*"))
+                {
+                    return false;
+                }
+
+                return true;
+            }, TimeSpan.FromSeconds(30), "the warm-up's leases were never released");
+        }
+
+        var before = new PrometheusText(await mirror.Client.GetStringAsync("/metrics"));
         var pid = _engines.Garnet.ProcessId ?? throw new InvalidOperationException("garnet-server is not running");
         Assert.Equal(0, (await ProcessRunner.RunAsync("kill", ["-STOP", pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), CancellationToken.None)).ExitCode);
-        var slow = new List<string>();
+        var hung = Stopwatch.StartNew();
+        PrometheusText after;
         try
         {
             foreach (var blob in cold.Blobs.Concat(cached.Blobs))
@@ -192,19 +211,28 @@ public sealed class ReplicaTests : IAsyncLifetime
                 var pull = await ReplicaSet.PullBlobAsync(mirror, "scale/hung", blob.Digest);
                 _output.WriteLine($"{blob.Digest[..19]} with the store hung: {watch.ElapsedMilliseconds} ms");
                 Assert.True(pull.Ok, pull.Outcome);
-                if (watch.Elapsed > TimeSpan.FromMilliseconds(500))
-                {
-                    slow.Add($"{blob.Digest} {watch.ElapsedMilliseconds} ms");
-                }
+                // Waiting for the store costs a request at most its timeout (1 s): none waits as long as a hold-down.
+                Assert.True(watch.Elapsed < RedisCoordination.HoldDown, $"{blob.Digest} took {watch.ElapsedMilliseconds} ms with the store hung");
             }
+
+            hung.Stop();
+            after = new PrometheusText(await mirror.Client.GetStringAsync("/metrics"));
         }
         finally
         {
             await ProcessRunner.RunAsync("kill", ["-CONT", pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), CancellationToken.None);
         }
 
-        // One request may wait for the store's timeout (1 s); the hold-down (5 s) spares the others.
-        Assert.True(slow.Count <= 1, "requests that waited for the hung store: " + string.Join(", ", slow));
+        double Calls(PrometheusText metrics, string outcome) => metrics.Sum("mirrorproxy_coordination_calls_total", ("outcome", outcome));
+        var unanswered = Calls(after, CoordinationOutcomes.Unanswered) - Calls(before, CoordinationOutcomes.Unanswered);
+        var heldDown = Calls(after, CoordinationOutcomes.HeldDown) - Calls(before, CoordinationOutcomes.HeldDown);
+        var holdDowns = 1 + (int)(hung.Elapsed / RedisCoordination.HoldDown);
+        _output.WriteLine($"{hung.ElapsedMilliseconds} ms with the store hung: {unanswered} calls waited for it, {heldDown} did not ask it");
+
+        // Each cold blob asked for its lease; the first call waited for the store, the others within the hold-down did not ask.
+        Assert.InRange(unanswered, 1, holdDowns);
+        Assert.True(unanswered + heldDown >= cold.Blobs.Count, $"{unanswered} + {heldDown} calls for {cold.Blobs.Count} cold blobs");
+        Assert.True(heldDown >= cold.Blobs.Count - holdDowns, $"only {heldDown} of {cold.Blobs.Count} lease requests were spared the wait");
         foreach (var blob in cold.Blobs)
         {
             Assert.Equal(1, Upstream.Count("GET", "/blobs/" + blob.Digest));
