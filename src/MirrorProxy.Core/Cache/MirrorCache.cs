@@ -500,9 +500,17 @@ internal sealed partial class MirrorCache : IDisposable
         Hot.Remove(digest.Value);
         var status = await _store.QuarantineAsync(digest, reason, cancellationToken).ConfigureAwait(false);
         _index.DeleteContent(digest);
-        if (status is StorageStatus.Ok)
+        // Moved aside, or left where it is (a read-only disk) but no longer indexed: either way it leaves the count,
+        // and a file found again is counted again when it is learned. Not found: whoever removed it counted that.
+        if (status is not StorageStatus.NotFound)
         {
             Counted(-size, -1);
+        }
+
+        if (status is not (StorageStatus.Ok or StorageStatus.NotFound))
+        {
+            // The disk refuses changes: new downloads are relayed rather than written next to a file that cannot go.
+            _health.WriteFailed(status, "quarantine of " + digest.Value);
         }
 
         _metrics.Quarantined(reason == QuarantineReason.Size ? QuarantineReasons.Size : QuarantineReasons.Digest);

@@ -114,8 +114,10 @@ internal sealed partial class BlobService
             var start = await ingest.Started.WaitAsync(cancellationToken).ConfigureAwait(false);
             if (start.AlreadyCached)
             {
+                // The cache holds it, unless that copy turns out damaged (and cannot be removed) or is evicted
+                // meanwhile: then the upstream's copy is relayed.
                 return await TryCachedAsync(route, digest, headOnly: false, cancellationToken).ConfigureAwait(false)
-                    ?? new BlobResult(BlobStatus.NotFound, null, null) { UpstreamOutcome = UpstreamOutcome.NotFound };
+                    ?? await RelayAsync(route, digest, cancellationToken).ConfigureAwait(false);
             }
 
             if (start.NotKept)

@@ -129,6 +129,50 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task ADamagedBlobOnAReadOnlyDisk_IsNeverServed_AndCountedOnlyWhileIndexed()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await using var disk = await CacheDisk.MountAsync("read-only", _work, cts.Token);
+        var mirror = await FaultSupport.StartProgramAsync(_work, disk.Cache, Upstream, _registry.BaseUri, new Dictionary<string, string>
+        {
+            ["MirrorProxy:Cache:MinFreeDisk"] = "1MiB",
+        });
+        try
+        {
+            await PullAsync(mirror, _cached);
+            var layer = _cached.Layers.OrderByDescending(l => l.Size).First();
+            var file = FaultSupport.BlobFile(disk.Cache, layer.Digest);
+            await File.WriteAllBytesAsync(file, layer.Content[..(layer.Content.Length / 2)], cts.Token);
+            var cached = (await FaultSupport.ScrapeAsync(mirror.Client)).Sum("mirrorproxy_cache_size_bytes");
+            await disk.FailAsync(cts.Token);
+
+            // The cut file can be neither moved aside nor deleted: each request finds it again, learns it from the
+            // file, hashes it and refuses it, and relays the upstream's bytes instead.
+            for (var i = 0; i < 3; i++)
+            {
+                using var response = await mirror.Client.GetAsync(BlobUrl(_cached, layer), cts.Token);
+                Assert.True(response.StatusCode == HttpStatusCode.OK,
+                    $"request {i}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cts.Token)}\n{mirror.Output.Tail(20)}");
+                Assert.Equal(layer.Content, await response.Content.ReadAsByteArrayAsync(cts.Token));
+            }
+
+            Assert.True(File.Exists(file), "the read-only disk kept the damaged file");
+            var metrics = await FaultSupport.ScrapeAsync(mirror.Client);
+            Assert.True(metrics.Sum("mirrorproxy_cache_quarantined_total") >= 3, "each request found the damage");
+            var (status, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
+            Assert.Equal((200, "degraded"), (status, ready.GetProperty("status").GetString()));
+            Assert.True(ready.GetProperty("cacheDegraded").GetBoolean());
+            // The cache's size is what its index holds: the layer left it once, and finding it again is no new content.
+            await Eventually.TrueAsync(async () => (await FaultSupport.ScrapeAsync(mirror.Client)).Sum("mirrorproxy_cache_size_bytes") == cached - layer.Size,
+                TimeSpan.FromSeconds(5), $"the cache size is {cached} - {layer.Size} bytes");
+        }
+        finally
+        {
+            await mirror.DisposeAsync();
+        }
+    }
+
     private static string TagUrl(TestImage image) => $"/v2/{image.Repository}/manifests/{image.Tag}";
 
     private static string BlobUrl(TestImage image, OciBlob blob) => $"/v2/{image.Repository}/blobs/{blob.Digest}";
