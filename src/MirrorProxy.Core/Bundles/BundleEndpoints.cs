@@ -97,10 +97,10 @@ internal static class BundleEndpoints
 
                 var status = result.Outcome switch
                 {
-                    BundleImportResult.Imported => StatusCodes.Status200OK,
-                    BundleImportResult.Busy => StatusCodes.Status409Conflict,
+                    BundleImportOutcome.Imported => StatusCodes.Status200OK,
+                    BundleImportOutcome.Busy => StatusCodes.Status409Conflict,
                     // The bundle may be sound: the mirror could not store it (a full or failing disk).
-                    _ when result.Refusal == nameof(BundleRefusal.StorageFailed) => StatusCodes.Status507InsufficientStorage,
+                    _ when result.Refusal == BundleRefusal.StorageFailed => StatusCodes.Status507InsufficientStorage,
                     _ => StatusCodes.Status422UnprocessableEntity,
                 };
                 return Results.Json(result, BundleApiJsonContext.Default.BundleImportResult, statusCode: status);

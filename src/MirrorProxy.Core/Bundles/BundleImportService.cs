@@ -8,10 +8,23 @@ using Microsoft.Extensions.Logging;
 
 namespace MirrorProxy.Bundles;
 
-/// <summary>How an import ended, as the admin endpoint answers it.</summary>
+/// <summary>How an import ended.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<BundleImportOutcome>))]
+internal enum BundleImportOutcome
+{
+    [JsonStringEnumMemberName("imported")]
+    Imported,
+    [JsonStringEnumMemberName("refused")]
+    Refused,
+    /// <summary>Another import was running.</summary>
+    [JsonStringEnumMemberName("busy")]
+    Busy,
+}
+
+/// <summary>How an import ended, as the admin endpoint answers it (the outcome and refusal by name).</summary>
 internal sealed record BundleImportResult(
-    string Outcome,
-    string? Refusal,
+    BundleImportOutcome Outcome,
+    BundleRefusal? Refusal,
     string Message,
     string? Kind,
     string? SourceMirrorId,
@@ -26,12 +39,7 @@ internal sealed record BundleImportResult(
     int TagsSet,
     int TagsKept,
     string? PinSet,
-    int Charts = 0)
-{
-    public const string Imported = "imported";
-    public const string Refused = "refused";
-    public const string Busy = "busy";
-}
+    int Charts = 0);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(BundleImportResult))]
@@ -75,7 +83,7 @@ internal sealed partial class BundleImportService
     {
         if (!await _gate.WaitAsync(0, cancellationToken).ConfigureAwait(false))
         {
-            return new BundleImportResult(BundleImportResult.Busy, null, "another bundle import is running", null, null, 0, null, 0, 0, 0, 0, 0, 0, 0, 0, null);
+            return new BundleImportResult(BundleImportOutcome.Busy, null, "another bundle import is running", null, null, 0, null, 0, 0, 0, 0, 0, 0, 0, 0, null);
         }
 
         var started = _time.GetTimestamp();
@@ -107,7 +115,7 @@ internal sealed partial class BundleImportService
             }
             Log.Imported(_logger, manifest.Kind, manifest.MirrorId, manifest.Sequence, manifest.Images.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes,
                 _time.GetElapsedTime(started).TotalMilliseconds);
-            return new BundleImportResult(BundleImportResult.Imported, null, "imported", manifest.Kind, manifest.MirrorId, manifest.Sequence, read.SignedBy,
+            return new BundleImportResult(BundleImportOutcome.Imported, null, "imported", manifest.Kind, manifest.MirrorId, manifest.Sequence, read.SignedBy,
                 manifest.Images.Count, plan.Manifests.Count, session.StagedBlobCount, session.PresentCount, session.StagedBytes, read.Bytes, tagsSet, tagsKept, pinSet,
                 manifest.Charts?.Count ?? 0);
         }
@@ -120,7 +128,7 @@ internal sealed partial class BundleImportService
         BundleImportResult Refused(BundleRefusal kind, string message, BundleManifest? manifest, string? signedBy, long bytes)
         {
             Log.Refused(_logger, kind, message);
-            return new BundleImportResult(BundleImportResult.Refused, kind.ToString(), message, manifest?.Kind, manifest?.MirrorId, manifest?.Sequence ?? 0, signedBy,
+            return new BundleImportResult(BundleImportOutcome.Refused, kind, message, manifest?.Kind, manifest?.MirrorId, manifest?.Sequence ?? 0, signedBy,
                 0, 0, 0, 0, 0, bytes, 0, 0, null);
         }
     }

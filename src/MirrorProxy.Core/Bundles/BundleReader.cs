@@ -2,10 +2,12 @@ using System.Buffers;
 using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace MirrorProxy.Bundles;
 
-/// <summary>Why a bundle was refused. <see cref="None"/> when it was not.</summary>
+/// <summary>Why a bundle was refused. <see cref="None"/> when it was not. Written by name in JSON.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<BundleRefusal>))]
 internal enum BundleRefusal
 {
     None,

@@ -230,10 +230,10 @@ internal static class BundleImportCommand
                 return 1;
             }
 
-            if (result.Outcome != BundleImportResult.Imported)
+            if (result.Outcome != BundleImportOutcome.Imported)
             {
                 // A refusal before the commit leaves nothing behind; a storage failure during it leaves consistent, untagged content.
-                var tail = result.Refusal == nameof(BundleRefusal.StorageFailed) ? "" : " Nothing was imported.";
+                var tail = result.Refusal == BundleRefusal.StorageFailed ? "" : " Nothing was imported.";
                 await error.WriteLineAsync($"REFUSED{(result.Refusal is { } r ? $" ({r})" : "")}: {result.Message}.{tail}").ConfigureAwait(false);
                 return 1;
             }
