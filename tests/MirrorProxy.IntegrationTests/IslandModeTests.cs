@@ -57,7 +57,17 @@ public sealed class IslandModeTests : IAsyncLifetime
         return MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", upstream)], settings);
     }
 
-    private async Task WarmAsync(MirrorServer mirror, TestImage image)
+    /// <summary>
+    /// Pulls <paramref name="image"/> into the cache through a mirror with the default timeouts, then stops it: the
+    /// warm-up is not under test, and on a loaded machine the fault tests' 1 s timeouts can fail it.
+    /// </summary>
+    private async Task WarmCacheAsync(Uri upstream, TestImage image)
+    {
+        await using var mirror = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", upstream)]);
+        await WarmAsync(mirror, image);
+    }
+
+    private static async Task WarmAsync(MirrorServer mirror, TestImage image)
     {
         Assert.Equal(image.ManifestBytes, await mirror.Client.GetByteArrayAsync($"/v2/{image.Repository}/manifests/{image.Tag}?ns=docker.io"));
         foreach (var manifest in image.Manifests)
@@ -80,8 +90,9 @@ public sealed class IslandModeTests : IAsyncLifetime
     public async Task UpstreamFault_CachedServed_UncachedFailsFast_ThenRecoversAndFollowsMovedTag(string fault)
     {
         var direct = fault is "refused" or "hung";
-        await using var mirror = await StartMirrorAsync(direct ? _registry.BaseUri : _proxy.BaseUri);
-        await WarmAsync(mirror, _cached);
+        var upstream = direct ? _registry.BaseUri : _proxy.BaseUri;
+        await WarmCacheAsync(upstream, _cached);
+        await using var mirror = await StartMirrorAsync(upstream);
 
         await InjectAsync(fault);
 
@@ -139,10 +150,7 @@ public sealed class IslandModeTests : IAsyncLifetime
     [Fact]
     public async Task TlsHandshakeFailure_CachedServedStale_UncachedFailsFast()
     {
-        await using (var warm = await StartMirrorAsync(_proxy.BaseUri))
-        {
-            await WarmAsync(warm, _cached);
-        }
+        await WarmCacheAsync(_proxy.BaseUri, _cached);
 
         // The same cache, now behind an https:// URL whose server speaks plain HTTP: every handshake fails.
         await using var mirror = await StartMirrorAsync(new Uri($"https://127.0.0.1:{_proxy.BaseUri.Port}"));
@@ -186,8 +194,8 @@ public sealed class IslandModeTests : IAsyncLifetime
     [Fact]
     public async Task OfflineSwitch_NeverDialsOut_ServesCacheAndTagList_UntilSwitchedBack()
     {
+        await WarmCacheAsync(_proxy.BaseUri, _cached);
         await using var mirror = await StartMirrorAsync(_proxy.BaseUri);
-        await WarmAsync(mirror, _cached);
 
         using (var on = await mirror.Client.PutAsync("/admin/offline?enabled=true", null))
         {
@@ -231,8 +239,8 @@ public sealed class IslandModeTests : IAsyncLifetime
     [InlineData(true, HttpStatusCode.NotFound)]
     public async Task UpstreamDeletesCachedTag_PolicyDecides(bool honourNotFound, HttpStatusCode expected)
     {
+        await WarmCacheAsync(_registry.BaseUri, _cached);
         await using var mirror = await StartMirrorAsync(_registry.BaseUri, new Dictionary<string, string?> { ["MirrorProxy:HonourUpstreamNotFound"] = honourNotFound.ToString() });
-        await WarmAsync(mirror, _cached);
         using (var client = _registry.CreateHttpClient())
         {
             using var deleted = await client.DeleteAsync($"/v2/{_cached.Repository}/manifests/{_cached.Digest}");
