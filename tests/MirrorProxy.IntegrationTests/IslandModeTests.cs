@@ -169,15 +169,19 @@ public sealed class IslandModeTests : IAsyncLifetime
     [Fact]
     public async Task ContainerdPullOfCachedImage_SucceedsWhileUpstreamHung()
     {
+        var reference = $"docker.io/{_cached.Repository}:{_cached.Tag}";
+        await using (var warm = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", _registry.BaseUri)]))
+        {
+            // The first pull fills the cache through a mirror with the default timeouts (see WarmCacheAsync).
+            var warmHosts = _work.Combine("hosts-warm");
+            ContainerdDaemon.WriteHostsToml(warmHosts, "docker.io", warm.BaseUri, mirrorOnly: true);
+            await using var cold = await ContainerdDaemon.StartAsync();
+            (await cold.PullAsync(reference, warmHosts, "linux/amd64")).EnsureSuccess();
+        }
+
         await using var mirror = await StartMirrorAsync(_registry.BaseUri);
         var hosts = _work.Combine("hosts");
         ContainerdDaemon.WriteHostsToml(hosts, "docker.io", mirror.BaseUri, mirrorOnly: true);
-        var reference = $"docker.io/{_cached.Repository}:{_cached.Tag}";
-        await using (var cold = await ContainerdDaemon.StartAsync())
-        {
-            (await cold.PullAsync(reference, hosts, "linux/amd64")).EnsureSuccess();
-        }
-
         _registry.Pause();
         try
         {

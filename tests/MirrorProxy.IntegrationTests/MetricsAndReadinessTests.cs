@@ -37,7 +37,7 @@ public sealed class MetricsAndReadinessTests : IAsyncLifetime
     public async Task Metrics_CountHitsMissesCoalescedAndStale_AndCacheSize()
     {
         await using var mirror = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", _registry.BaseUri), ("slow.test", _slow.BaseUri)],
-            new Dictionary<string, string?> { ["MirrorProxy:TagTtl"] = "00:00:00", ["MirrorProxy:Upstreams:0:RequestTimeout"] = "00:00:01" });
+            new Dictionary<string, string?> { ["MirrorProxy:TagTtl"] = "00:00:00" });
         var layer = _image.Layers.First();
         var blobUrl = $"/v2/{_image.Repository}/blobs/{layer.Digest}?ns=docker.io";
 
