@@ -147,8 +147,8 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
             var cached = (await FaultSupport.ScrapeAsync(mirror.Client)).Sum("mirrorproxy_cache_size_bytes");
             await disk.FailAsync(cts.Token);
 
-            // The cut file can be neither moved aside nor deleted: each request finds it again, learns it from the
-            // file, hashes it and refuses it, and relays the upstream's bytes instead.
+            // The cut file can be neither moved aside nor deleted: the first request finds it short, the next ones
+            // learn it again from the file and hash it; each refuses it and relays the upstream's bytes instead.
             for (var i = 0; i < 3; i++)
             {
                 using var response = await mirror.Client.GetAsync(BlobUrl(_cached, layer), cts.Token);
