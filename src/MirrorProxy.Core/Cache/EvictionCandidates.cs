@@ -18,10 +18,12 @@ namespace MirrorProxy.Cache;
 /// </para>
 /// <para>
 /// The result is exactly the oldest records that reach the target when each key has one version in the log. A key
-/// used since the last compaction has older versions before its current one: while the scan has not reached the
-/// current one, the old version may hold a place, and records the heap dropped meanwhile are not seen again, so
-/// the pass may take a slightly newer object than the oldest (or fall short and scan again). Keeping every
-/// dropped record to undo that would make memory grow with the cache.
+/// used or deleted since the last compaction has older versions before its current one: while the scan has not
+/// reached the current one, the old version may hold a place, and records the heap dropped meanwhile are not seen
+/// again, so the pass may take a slightly newer object than the oldest, or fall short of the target: right after
+/// a pass, whose deletions follow the records of its victims, the next scan can find almost nothing. Keeping every
+/// dropped record to undo that would make memory grow with the cache; instead <see cref="FellShort"/> says when it
+/// happened, and the caller compacts the log (one version per key) and scans again.
 /// </para>
 /// </summary>
 internal sealed class EvictionCandidates
@@ -51,6 +53,8 @@ internal sealed class EvictionCandidates
     private int[] _heap = new int[256];
     private int _count;
     private long _bytes;
+    private bool _superseded;
+    private bool _passedOver;
 
     /// <summary>A candidate: the hash (the first 32 bytes; the id is the first 16), its size and its last access.</summary>
     private struct Entry
@@ -81,6 +85,12 @@ internal sealed class EvictionCandidates
     /// <summary>Bytes the candidates held add up to.</summary>
     public long Bytes => _bytes;
 
+    /// <summary>
+    /// Whether the candidates fall short of the target while a held candidate was superseded (a later version or
+    /// its deletion) after the scan had passed over records for want of room: those may have been needed.
+    /// </summary>
+    public bool FellShort => _bytes < _target && _superseded && _passedOver;
+
     /// <summary>The id a content key of <paramref name="digest"/> has here: the first 16 bytes of its hash.</summary>
     public static (ulong, ulong) IdOf(Digest digest)
     {
@@ -105,6 +115,7 @@ internal sealed class EvictionCandidates
         {
             // A newer version of a candidate: it was deleted, or its access moved on.
             RemoveAt(slot);
+            _superseded = true;
             if (deleted)
             {
                 return;
@@ -115,10 +126,14 @@ internal sealed class EvictionCandidates
             return;
         }
 
-        if (lastAccess > _protectedSince || size < 0
-            || (_count > 0 && (_bytes >= _target || _count >= _maxCount) && lastAccess >= _entries[_heap[0]].LastAccess)
-            || _pinned.Contains(id))
+        if (lastAccess > _protectedSince || size < 0 || _pinned.Contains(id))
         {
+            return;
+        }
+
+        if (_count > 0 && (_bytes >= _target || _count >= _maxCount) && lastAccess >= _entries[_heap[0]].LastAccess)
+        {
+            _passedOver = true;
             return;
         }
 
@@ -130,6 +145,7 @@ internal sealed class EvictionCandidates
             var newest = _heap[0];
             _slots.Remove((_entries[newest].Id0, _entries[newest].Id1));
             RemoveAt(newest);
+            _passedOver = true;
         }
     }
 
@@ -255,6 +271,7 @@ internal sealed class EvictionCandidates
     /// <summary>The candidates, oldest first. The set is spent: it gives its memory to the victims.</summary>
     public EvictionVictims OldestFirst()
     {
+        var fellShort = FellShort;
         var entries = _entries.AsSpan(0, _count);
         entries.Sort(static (a, b) => a.LastAccess.CompareTo(b.LastAccess));
         Dictionary<(ulong, ulong), (ulong, ulong, ulong, ulong)>? tails = _longTails;
@@ -269,17 +286,20 @@ internal sealed class EvictionCandidates
         _heapPosition = [];
         _slots.Clear();
         _count = 0;
-        return new EvictionVictims(victims, tails);
+        return new EvictionVictims(victims, tails, fellShort);
     }
 
     internal readonly record struct Victim(ulong Id0, ulong Id1, ulong Rest0, ulong Rest1, long Size);
 }
 
 /// <summary>An eviction pass's victims, oldest first; each digest is formatted when it is read.</summary>
-internal sealed class EvictionVictims(EvictionCandidates.Victim[] victims, Dictionary<(ulong, ulong), (ulong, ulong, ulong, ulong)>? longTails)
+internal sealed class EvictionVictims(EvictionCandidates.Victim[] victims, Dictionary<(ulong, ulong), (ulong, ulong, ulong, ulong)>? longTails, bool fellShort)
     : IReadOnlyList<(Digest Digest, long Size)>
 {
     public int Count => victims.Length;
+
+    /// <summary>See <see cref="EvictionCandidates.FellShort"/>.</summary>
+    public bool FellShort => fellShort;
 
     public (Digest Digest, long Size) this[int index]
     {

@@ -112,6 +112,7 @@ internal sealed partial class EvictionService : BackgroundService
         var started = _time.GetTimestamp();
         var objects = 0;
         var bytes = 0L;
+        var compacted = false;
         for (var scan = 0; scan < MaxScans; scan++)
         {
             var toFree = _budget.BytesToFree(Headroom);
@@ -149,6 +150,17 @@ internal sealed partial class EvictionService : BackgroundService
                     _metrics.Evicted(freed);
                 }
             }).ConfigureAwait(false);
+
+            if (victims.FellShort && !compacted)
+            {
+                // Old versions of objects deleted or used since the last compaction took the places of others, which
+                // the scan then did not see again. With one version of each key in the log the next scan is exact.
+                var (before, after) = await Task.Factory.StartNew(_cache.Index.Compact, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                    .ConfigureAwait(false);
+                compacted = true;
+                Log.CompactedToScanAgain(_logger, victims.Count, before, after);
+                continue;
+            }
 
             if (freedThisScan == 0)
             {
@@ -206,6 +218,9 @@ internal sealed partial class EvictionService : BackgroundService
     {
         [LoggerMessage(2020, LogLevel.Information, "Evicted {Objects} objects ({Bytes} bytes); cache now {Total} bytes; {ElapsedMs:0} ms")]
         public static partial void Evicted(ILogger logger, int objects, long bytes, long total, double elapsedMs);
+
+        [LoggerMessage(2022, LogLevel.Information, "Eviction scan found {Victims} objects, short of its target, behind records changed since the last compaction: index log compacted ({Before} to {After} bytes), scanning again")]
+        public static partial void CompactedToScanAgain(ILogger logger, int victims, long before, long after);
 
         [LoggerMessage(2021, LogLevel.Warning, "Cache still over budget after evicting {Objects} objects ({Bytes} bytes): {Total} bytes cached and {InFlight} downloading are pinned or in use; {ElapsedMs:0} ms")]
         public static partial void BudgetNotMet(ILogger logger, int objects, long bytes, long total, long inFlight, double elapsedMs);

@@ -148,6 +148,32 @@ public sealed class EvictionServiceTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A pass deletes its victims by appending their deletions to the index log (their records are below the last
+    /// checkpoint, no longer changed in place): until a compaction, the next scan meets each old record before its
+    /// deletion. Those records held the candidates' places and the objects they pushed out were not seen again, so
+    /// the next pass found nothing to evict.
+    /// </summary>
+    [Fact]
+    public async Task Evict_ASecondPassBeforeACompaction_StillFreesItsWholeTarget()
+    {
+        var digests = await FillAsync(count: 100, size: 1000);
+        await _cache.Cache.Index.CheckpointAsync(full: false, CancellationToken.None);
+        Assert.Equal((11, 11_000L), await Create(maxSize: 99_999).EvictAsync(CancellationToken.None));
+        Assert.Equal(89_000, _cache.Cache.TotalBytes);
+
+        var (objects, bytes) = await Create(maxSize: 88_999).EvictAsync(CancellationToken.None);
+
+        Assert.Equal((9, 9000L), (objects, bytes));
+        Assert.Equal(80_000, _cache.Cache.TotalBytes);
+        foreach (var evicted in digests[..20])
+        {
+            Assert.Null(await _cache.Cache.LookupAsync(evicted, CancellationToken.None));
+        }
+
+        Assert.NotNull(await _cache.Cache.LookupAsync(digests[20], CancellationToken.None));
+    }
+
     public void Dispose() => _cache.Dispose();
 
     /// <summary>Stores objects one minute apart: the first is the least recently used.</summary>
