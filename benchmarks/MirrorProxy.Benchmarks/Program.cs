@@ -4,10 +4,12 @@ using MirrorProxy.Benchmarks.Scale;
 // dotnet run -c Release --project benchmarks/MirrorProxy.Benchmarks -- --filter '*'
 // dotnet run -c Release --project benchmarks/MirrorProxy.Benchmarks -- generate-cache DIR OBJECTS [TAGS]
 // dotnet run -c Release --project benchmarks/MirrorProxy.Benchmarks -- index-churn DIR UPDATES TAGS
+// dotnet run -c Release --project benchmarks/MirrorProxy.Benchmarks -- hit-latency BASE-URL OBJECTS COUNT [SEED]
 return args.FirstOrDefault() switch
 {
     "generate-cache" => await CacheGenerator.RunAsync(args[1..]),
     "index-churn" => await IndexChurn.RunAsync(args[1..]),
+    "hit-latency" => await HitLatency.RunAsync(args[1..]),
     "object-digest" => PrintDigest(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
     _ => Run(args),
 };

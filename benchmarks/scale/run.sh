@@ -7,8 +7,9 @@
 # For each build: an empty cache, then a generated cache of OBJECTS small blobs and TAGS tags (no index: the
 # first start builds it in the background), then a start after a clean stop, a start after kill -9, and an
 # eviction pass that frees a tenth of the budget. Each start makes one blob request at once (a hit, a miss on the
-# empty cache) before its RSS is taken 5 s after the start. Then the index's disk use after CHURN tag updates. Every wait
-# has a deadline; loopback only.
+# empty cache) before its RSS is taken 5 s after the start. After the clean stop, HITS random hits are timed (and
+# again with the page cache dropped, when run as root); EVICTION_HITS more while a second eviction pass runs. Then the
+# index's disk use after CHURN tag updates. Every wait has a deadline, every loop a count; loopback only.
 set -euo pipefail
 
 OBJECTS=${OBJECTS:-1000000}
@@ -16,6 +17,8 @@ TAGS=${TAGS:-10000}
 CHURN=${CHURN:-10000000}
 AOT=${AOT:-1}
 PORT=${PORT:-15500}
+HITS=${HITS:-1000}
+EVICTION_HITS=${EVICTION_HITS:-10000}
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/mirrorproxy-scale.XXXXXX)
@@ -72,6 +75,14 @@ request_status() { # index
   curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$(blob_url "$(dotnet "$bench" object-digest "$1")")"
 }
 
+wait_evicted() { # until the mirror logs its eviction pass
+  local deadline=$((SECONDS + 600))
+  until grep -q "Evicted .* objects" "$work/mirror.log"; do
+    [ $SECONDS -lt $deadline ] || { log "no eviction pass logged"; tail -5 "$work/mirror.log" >&2; exit 1; }
+    sleep 0.5
+  done
+}
+
 wait_index_ready() { # prints seconds until the index reports ready
   local started=$SECONDS deadline=$((SECONDS + 900))
   until [ "$(ready_field index)" = ready ]; do
@@ -116,6 +127,13 @@ for entry in "${programs[@]}"; do
   result[$name.clean.index]=$(ready_field index)
   result[$name.clean.hit]=$(hit 777777)
   sleep 5; result[$name.clean.rss]=$(rss_mb "$pid")
+  # The first look-ups of records the index read no further than its recovery: after the start (whose seal check
+  # has just read the index log), and again with the page cache dropped, as after a reboot (root only).
+  result[$name.clean.hits]=$(dotnet "$bench" hit-latency "http://127.0.0.1:$PORT/" "$OBJECTS" "$HITS" 1)
+  if [ -w /proc/sys/vm/drop_caches ]; then
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    result[$name.clean.cold]=$(dotnet "$bench" hit-latency "http://127.0.0.1:$PORT/" "$OBJECTS" "$HITS" 2)
+  fi
 
   log "$name: start after kill -9"
   crash
@@ -127,13 +145,23 @@ for entry in "${programs[@]}"; do
 
   log "$name: eviction of a tenth of the budget"
   start "$program" "$work/cache" --max-cache-size "$((total_bytes - 1))"; result[$name.evict.ready]=$ready_ms
-  deadline=$((SECONDS + 600))
-  until grep -q "Evicted .* objects" "$work/mirror.log"; do
-    [ $SECONDS -lt $deadline ] || { log "no eviction pass logged"; tail -5 "$work/mirror.log" >&2; exit 1; }
-    sleep 0.5
-  done
+  wait_evicted
   result[$name.evict.line]=$(grep -o "Evicted .*" "$work/mirror.log" | head -1)
   result[$name.evict.peak]=$(peak_mb "$pid")
+  stop
+
+  log "$name: another eviction pass, with hits made one after another from the start"
+  left=$(grep -o "cache now [0-9]* bytes" "$work/mirror.log" | head -1 | tr -dc 0-9)
+  start "$program" "$work/cache" --max-cache-size "$((left - 1))"
+  # Objects the pass evicts before they are asked for are not served (the upstream is unreachable).
+  dotnet "$bench" hit-latency "http://127.0.0.1:$PORT/" "$OBJECTS" "$EVICTION_HITS" 3 > "$work/eviction-hits.txt" &
+  hits_pid=$!
+  wait_evicted
+  hits_done=$( [ -d "/proc/$hits_pid" ] && echo "after the pass" || echo "before the pass" )
+  wait "$hits_pid" || { log "hits during the eviction pass failed"; cat "$work/eviction-hits.txt" >&2; exit 1; }
+  result[$name.evict_load.hits]="$(cat "$work/eviction-hits.txt") (ended $hits_done)"
+  result[$name.evict_load.line]=$(grep -o "Evicted .*" "$work/mirror.log" | head -1)
+  result[$name.evict_load.peak]=$(peak_mb "$pid")
   stop
 done
 
@@ -155,9 +183,14 @@ row "after a clean stop: ready, wall / CPU (ms)" clean.ready
 row "after a clean stop: index state at ready" clean.index
 row "after a clean stop: a hit served at once" clean.hit
 row "after a clean stop: RSS 5 s after start (MB)" clean.rss
+row "after a clean stop: $HITS random hits, one at a time" clean.hits
+row "the same with the page cache dropped" clean.cold
 row "after kill -9: ready, wall / CPU (ms)" crash.ready
 row "after kill -9: a hit served at once" crash.hit
 row "after kill -9: RSS 5 s after start (MB)" crash.rss
 row "eviction of a tenth of the budget" evict.line
 row "eviction: peak RSS (MB)" evict.peak
+row "next eviction pass, with hits from the start" evict_load.line
+row "next eviction pass: $EVICTION_HITS random hits from the start, one at a time" evict_load.hits
+row "next eviction pass: peak RSS (MB)" evict_load.peak
 printf '\n%s\n' "${result[churn]}"
