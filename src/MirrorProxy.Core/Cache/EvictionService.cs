@@ -113,9 +113,12 @@ internal sealed partial class EvictionService : BackgroundService
         var objects = 0;
         var bytes = 0L;
         var compacted = false;
+        // The pass frees down to nine tenths of the budget, though the cache is back within it before that.
+        var target = _budget.BytesToFree(Headroom);
         for (var scan = 0; scan < MaxScans; scan++)
         {
-            var toFree = _budget.BytesToFree(Headroom);
+            // What is left of the pass's target, or more if downloads finished meanwhile.
+            var toFree = Math.Max(target - bytes, _budget.BytesToFree(Headroom));
             if (toFree <= 0)
             {
                 break;
@@ -155,7 +158,7 @@ internal sealed partial class EvictionService : BackgroundService
             {
                 // Old versions of objects deleted or used since the last compaction took the places of others, which
                 // the scan then did not see again. With one version of each key in the log the next scan is exact.
-                var (before, after) = await Task.Factory.StartNew(_cache.Index.Compact, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                var (before, after) = await Task.Factory.StartNew(() => _cache.Index.Compact(wholeLog: true), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
                     .ConfigureAwait(false);
                 compacted = true;
                 Log.CompactedToScanAgain(_logger, victims.Count, before, after);

@@ -148,7 +148,7 @@ internal sealed partial class IndexMaintenanceService : BackgroundService
         try
         {
             // FASTER's compaction is synchronous I/O: keep it off the request path's threads' hands.
-            var (before, after) = await Task.Factory.StartNew(_cache.Index.Compact, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            var (before, after) = await Task.Factory.StartNew(() => _cache.Index.Compact(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
                 .ConfigureAwait(false);
             Log.Compacted(_logger, before, after, _time.GetElapsedTime(started).TotalMilliseconds);
         }

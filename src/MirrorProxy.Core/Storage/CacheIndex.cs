@@ -324,13 +324,19 @@ internal sealed partial class CacheIndex : IDisposable
 
     /// <summary>
     /// Copies the live records of the immutable part of the log to its tail and drops the rest from disk
-    /// (FASTER's lookup compaction: memory stays bounded). Synchronous: run it off the request path.
-    /// Returns the log bytes before and after.
+    /// (FASTER's lookup compaction: memory stays bounded). With <paramref name="wholeLog"/> the mutable tail is made
+    /// immutable first (flushed), so that afterwards every key has one version in the log. Synchronous: run it off
+    /// the request path. Returns the log bytes before and after.
     /// </summary>
-    public (long Before, long After) Compact()
+    public (long Before, long After) Compact(bool wholeLog = false)
     {
         using var scope = _logGate.EnterScope();
         var before = LogBytes;
+        if (wholeLog)
+        {
+            _store.Log.ShiftReadOnlyAddress(_store.Log.TailAddress, wait: true);
+        }
+
         var until = _store.Log.SafeReadOnlyAddress;
         if (until > _store.Log.BeginAddress)
         {
