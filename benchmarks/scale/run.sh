@@ -160,7 +160,7 @@ for entry in "${programs[@]}"; do
   hits_done=$( [ -d "/proc/$hits_pid" ] && echo "after the pass" || echo "before the pass" )
   wait "$hits_pid" || { log "hits during the eviction pass failed"; cat "$work/eviction-hits.txt" >&2; exit 1; }
   result[$name.evict_load.hits]="$(cat "$work/eviction-hits.txt") (ended $hits_done)"
-  result[$name.evict_load.line]=$(grep -o "Evicted .*" "$work/mirror.log" | head -1)
+  result[$name.evict_load.line]=$(grep -o "Evicted .*\|Eviction scan .*\|Cache still over budget .*" "$work/mirror.log" | paste -sd '|' | sed 's/|/; then /g')
   result[$name.evict_load.peak]=$(peak_mb "$pid")
   stop
 done
