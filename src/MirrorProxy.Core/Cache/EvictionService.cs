@@ -158,11 +158,19 @@ internal sealed partial class EvictionService : BackgroundService
             {
                 // Old versions of objects deleted or used since the last compaction took the places of others, which
                 // the scan then did not see again. With one version of each key in the log the next scan is exact.
-                var (before, after) = await Task.Factory.StartNew(() => _cache.Index.Compact(wholeLog: true), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-                    .ConfigureAwait(false);
                 compacted = true;
-                Log.CompactedToScanAgain(_logger, victims.Count, before, after);
-                continue;
+                try
+                {
+                    var (before, after) = await Task.Factory.StartNew(() => _cache.Index.Compact(wholeLog: true), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                        .ConfigureAwait(false);
+                    Log.CompactedToScanAgain(_logger, victims.Count, before, after);
+                    continue;
+                }
+                catch (Exception ex) when (ex is FASTER.core.FasterException or IOException)
+                {
+                    // A full or failing disk: the pass goes on without it, and a later one tries again.
+                    Log.CompactionFailed(_logger, ex.Message);
+                }
             }
 
             if (freedThisScan == 0)
@@ -224,6 +232,9 @@ internal sealed partial class EvictionService : BackgroundService
 
         [LoggerMessage(2022, LogLevel.Information, "Eviction scan found {Victims} objects, short of its target, behind records changed since the last compaction: index log compacted ({Before} to {After} bytes), scanning again")]
         public static partial void CompactedToScanAgain(ILogger logger, int victims, long before, long after);
+
+        [LoggerMessage(2023, LogLevel.Warning, "Eviction could not compact the index to scan again: {Reason}")]
+        public static partial void CompactionFailed(ILogger logger, string reason);
 
         [LoggerMessage(2021, LogLevel.Warning, "Cache still over budget after evicting {Objects} objects ({Bytes} bytes): {Total} bytes cached and {InFlight} downloading are pinned or in use; {ElapsedMs:0} ms")]
         public static partial void BudgetNotMet(ILogger logger, int objects, long bytes, long total, long inFlight, double elapsedMs);
