@@ -63,9 +63,12 @@ public sealed class IslandModeTests : IAsyncLifetime
     /// </summary>
     private async Task WarmCacheAsync(Uri upstream, TestImage image)
     {
-        await using var mirror = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", upstream)]);
+        await using var mirror = await StartWarmingMirrorAsync(upstream);
         await WarmAsync(mirror, image);
     }
+
+    /// <summary>A mirror over the same cache with the default timeouts, to fill it.</summary>
+    private Task<MirrorServer> StartWarmingMirrorAsync(Uri upstream) => MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", upstream)]);
 
     private static async Task WarmAsync(MirrorServer mirror, TestImage image)
     {
@@ -170,7 +173,7 @@ public sealed class IslandModeTests : IAsyncLifetime
     public async Task ContainerdPullOfCachedImage_SucceedsWhileUpstreamHung()
     {
         var reference = $"docker.io/{_cached.Repository}:{_cached.Tag}";
-        await using (var warm = await MirrorServer.StartAsync(_work.Combine("cache"), [("docker.io", _registry.BaseUri)]))
+        await using (var warm = await StartWarmingMirrorAsync(_registry.BaseUri))
         {
             // The first pull fills the cache through a mirror with the default timeouts (see WarmCacheAsync).
             var warmHosts = _work.Combine("hosts-warm");

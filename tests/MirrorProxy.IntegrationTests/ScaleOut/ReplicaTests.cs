@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using MirrorProxy.Coordination;
+using MirrorProxy.IntegrationTests.Faults;
 using MirrorProxy.IntegrationTests.Infrastructure;
 using MirrorProxy.IntegrationTests.Infrastructure.Engines;
 using MirrorProxy.IntegrationTests.Support;
@@ -198,7 +199,7 @@ public sealed class ReplicaTests : IAsyncLifetime
             }, TimeSpan.FromSeconds(30), "the warm-up's leases were never released");
         }
 
-        var before = new PrometheusText(await mirror.Client.GetStringAsync("/metrics"));
+        var before = await FaultSupport.ScrapeAsync(mirror.Client);
         var pid = _engines.Garnet.ProcessId ?? throw new InvalidOperationException("garnet-server is not running");
         Assert.Equal(0, (await ProcessRunner.RunAsync("kill", ["-STOP", pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), CancellationToken.None)).ExitCode);
         var hung = Stopwatch.StartNew();
@@ -216,7 +217,7 @@ public sealed class ReplicaTests : IAsyncLifetime
             }
 
             hung.Stop();
-            after = new PrometheusText(await mirror.Client.GetStringAsync("/metrics"));
+            after = await FaultSupport.ScrapeAsync(mirror.Client);
         }
         finally
         {
