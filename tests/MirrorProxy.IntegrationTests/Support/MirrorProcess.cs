@@ -52,33 +52,42 @@ internal sealed class MirrorProcess : IAsyncDisposable
         string launcher, IEnumerable<string> program, string cacheDirectory, IEnumerable<string> arguments, TimeSpan startupTimeout,
         IReadOnlyDictionary<string, string?>? environment = null, string? workingDirectory = null)
     {
-        var port = LoopbackPorts.GetFreePort();
-        var process = ProcessRunner.Start(launcher, [.. program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments],
-            environment is null && workingDirectory is null ? null : new ProcessRunOptions { Environment = environment, WorkingDirectory = workingDirectory });
-        var mirror = new MirrorProcess(process, new Uri($"http://127.0.0.1:{port}"));
-        var deadline = DateTime.UtcNow + startupTimeout;
-        while (true)
+        // The port is free when it is handed out; should another listener take it before the program binds, take another.
+        for (var attempt = 1; ; attempt++)
         {
-            try
+            var port = LoopbackPorts.GetFreePort();
+            var process = ProcessRunner.Start(launcher, [.. program, "serve", "--listen", $"127.0.0.1:{port}", "--cache", cacheDirectory, .. arguments],
+                environment is null && workingDirectory is null ? null : new ProcessRunOptions { Environment = environment, WorkingDirectory = workingDirectory });
+            var mirror = new MirrorProcess(process, new Uri($"http://127.0.0.1:{port}"));
+            var deadline = DateTime.UtcNow + startupTimeout;
+            while (true)
             {
-                using var health = await mirror.Client.GetAsync("/healthz");
-                if (health.IsSuccessStatusCode)
+                try
                 {
-                    return mirror;
+                    using var health = await mirror.Client.GetAsync("/healthz");
+                    if (health.IsSuccessStatusCode)
+                    {
+                        return mirror;
+                    }
                 }
-            }
-            catch (HttpRequestException)
-            {
-            }
+                catch (HttpRequestException)
+                {
+                }
 
-            if (process.HasExited || DateTime.UtcNow > deadline)
-            {
-                var output = process.Output.Tail(40);
-                await mirror.DisposeAsync();
-                throw new InvalidOperationException($"mirrorproxy did not start on port {port}:{Environment.NewLine}{output}");
-            }
+                if (process.HasExited || DateTime.UtcNow > deadline)
+                {
+                    var output = process.Output.Tail(40);
+                    await mirror.DisposeAsync();
+                    if (attempt < 3 && output.Contains("address already in use", StringComparison.Ordinal))
+                    {
+                        break;
+                    }
 
-            await Task.Delay(100);
+                    throw new InvalidOperationException($"mirrorproxy did not start on port {port}:{Environment.NewLine}{output}");
+                }
+
+                await Task.Delay(100);
+            }
         }
     }
 
