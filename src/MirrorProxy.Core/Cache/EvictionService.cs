@@ -159,18 +159,15 @@ internal sealed partial class EvictionService : BackgroundService
                 // Old versions of objects deleted or used since the last compaction took the places of others, which
                 // the scan then did not see again. With one version of each key in the log the next scan is exact.
                 compacted = true;
-                try
+                var compaction = await _cache.Index.CompactAsync(wholeLog: true, cancellationToken).ConfigureAwait(false);
+                if (compaction.Outcome == IndexCompactionOutcome.Compacted)
                 {
-                    var (before, after) = await Task.Factory.StartNew(() => _cache.Index.Compact(wholeLog: true), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-                        .ConfigureAwait(false);
-                    Log.CompactedToScanAgain(_logger, victims.Count, before, after);
+                    Log.CompactedToScanAgain(_logger, victims.Count, compaction.Before, compaction.After);
                     continue;
                 }
-                catch (Exception ex) when (ex is FASTER.core.FasterException or IOException)
-                {
-                    // A full or failing disk: the pass goes on without it, and a later one tries again.
-                    Log.CompactionFailed(_logger, ex.Message);
-                }
+
+                // The pass goes on without it, and a later one tries again.
+                Log.CompactionFailed(_logger, compaction.Failure!.Message);
             }
 
             if (freedThisScan == 0)

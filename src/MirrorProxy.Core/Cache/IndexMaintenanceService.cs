@@ -145,16 +145,14 @@ internal sealed partial class IndexMaintenanceService : BackgroundService
     private async Task CompactAsync()
     {
         var started = _time.GetTimestamp();
-        try
+        var compaction = await _cache.Index.CompactAsync(wholeLog: false, CancellationToken.None).ConfigureAwait(false);
+        if (compaction.Outcome == IndexCompactionOutcome.Compacted)
         {
-            // FASTER's compaction is synchronous I/O: keep it off the request path's threads' hands.
-            var (before, after) = await Task.Factory.StartNew(() => _cache.Index.Compact(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-                .ConfigureAwait(false);
-            Log.Compacted(_logger, before, after, _time.GetElapsedTime(started).TotalMilliseconds);
+            Log.Compacted(_logger, compaction.Before, compaction.After, _time.GetElapsedTime(started).TotalMilliseconds);
         }
-        catch (Exception ex) when (ex is FASTER.core.FasterException or IOException)
+        else
         {
-            Log.CompactionFailed(_logger, ex);
+            Log.CompactionFailed(_logger, compaction.Failure!);
         }
     }
 

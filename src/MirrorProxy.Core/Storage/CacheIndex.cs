@@ -6,6 +6,17 @@ using MirrorProxy.Oci;
 
 namespace MirrorProxy.Storage;
 
+/// <summary>Whether a compaction of the index log ran to its end.</summary>
+internal enum IndexCompactionOutcome
+{
+    Compacted,
+    /// <summary>FASTER or the disk failed it; the log keeps its old records.</summary>
+    Failed,
+}
+
+/// <summary>A compaction's outcome and the log bytes before and after it.</summary>
+internal readonly record struct IndexCompaction(IndexCompactionOutcome Outcome, long Before, long After, Exception? Failure);
+
 /// <summary>How the index came up.</summary>
 internal enum IndexRecovery
 {
@@ -321,6 +332,26 @@ internal sealed partial class CacheIndex : IDisposable
     /// <paramref name="minimumBytes"/>): then rewriting the live records at the tail roughly halves it.
     /// </summary>
     public bool NeedsCompaction(long minimumBytes) => LogBytes > Math.Max(minimumBytes, 2 * Interlocked.Read(ref _sizeAfterCompaction));
+
+    /// <summary>
+    /// <see cref="Compact"/> on a thread of its own (FASTER's compaction is synchronous I/O, kept off the threads that
+    /// serve requests), with a failure (a full or failing disk: compaction writes to the log) as an outcome: the index
+    /// stays usable and only keeps its longer log.
+    /// </summary>
+    public async Task<IndexCompaction> CompactAsync(bool wholeLog, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var (before, after) = await Task.Factory.StartNew(() => Compact(wholeLog), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                .ConfigureAwait(false);
+            return new IndexCompaction(IndexCompactionOutcome.Compacted, before, after, Failure: null);
+        }
+        catch (Exception ex) when (ex is FasterException or IOException)
+        {
+            var bytes = LogBytes;
+            return new IndexCompaction(IndexCompactionOutcome.Failed, bytes, bytes, ex);
+        }
+    }
 
     /// <summary>
     /// Copies the live records of the immutable part of the log to its tail and drops the rest from disk
