@@ -27,6 +27,14 @@ DIST_PORT=$((BASE_PORT + 1))
 NGINX_PORT=$((BASE_PORT + 2))
 MIRROR_PORT=$((BASE_PORT + 3))
 
+case "$PULL_IMAGES" in
+  ''|*[!0-9]*) echo "PULL_IMAGES must be a whole number of images: one warms up, the rest are timed (got '$PULL_IMAGES')" >&2; exit 2 ;;
+esac
+if [ "$PULL_IMAGES" -lt 2 ]; then
+  echo "PULL_IMAGES=$PULL_IMAGES times no pull: the first image only warms containerd up; use 2 or more" >&2
+  exit 2
+fi
+
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/mirrorproxy-bench.XXXXXX)
 chmod 755 "$work" # nginx workers run as an unprivileged user and must read the blob files
