@@ -33,6 +33,9 @@ internal sealed partial class MirrorCache : IDisposable
     /// <summary>When a checkpoint last found the index agreeing with the files (ticks, UTC).</summary>
     private const string AgreedState = "agreed";
 
+    /// <summary>At most this many damaged objects are remembered as <see cref="_leftInPlace"/>; beyond it they are hashed again when found.</summary>
+    private const int MaxLeftInPlace = 1024;
+
     private readonly IContentStore _store;
     private readonly IMetadataStore _metadata;
     private readonly CacheIndex _index;
@@ -41,6 +44,10 @@ internal sealed partial class MirrorCache : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SharedTier? _shared;
+    // Objects found damaged whose files the disk refused to move aside (it went read-only): not learned from the
+    // files again, which would hash each one at every request and find the same damage, but moved aside once the
+    // disk lets them go. Bounded; empty while the disk behaves.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QuarantineReason> _leftInPlace = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _whenIndexTrusted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _bytes;
     private long _objects;
@@ -152,6 +159,19 @@ internal sealed partial class MirrorCache : IDisposable
         if (await _index.GetContentAsync(digest).ConfigureAwait(false) is { } entry)
         {
             return entry;
+        }
+
+        if (!_leftInPlace.IsEmpty && _leftInPlace.TryGetValue(digest.Value, out var damage))
+        {
+            // Found damaged before: never learned from its file again. Each look tries to move it aside (one rename).
+            var moved = await _store.QuarantineAsync(digest, damage, cancellationToken).ConfigureAwait(false);
+            if (moved is StorageStatus.Ok or StorageStatus.NotFound)
+            {
+                _leftInPlace.TryRemove(digest.Value, out _);
+                Log.QuarantinedLater(_logger, digest.Value, moved);
+            }
+
+            return _shared is null ? null : await LookupSharedAsync(digest, cancellationToken).ConfigureAwait(false);
         }
 
         // Not in the index: the files decide, and the index learns.
@@ -511,6 +531,14 @@ internal sealed partial class MirrorCache : IDisposable
         {
             // The disk refuses changes: new downloads are relayed rather than written next to a file that cannot go.
             _health.WriteFailed(status, "quarantine of " + digest.Value);
+            if (_leftInPlace.Count < MaxLeftInPlace)
+            {
+                _leftInPlace[digest.Value] = reason;
+            }
+        }
+        else
+        {
+            _leftInPlace.TryRemove(digest.Value, out _);
         }
 
         _metrics.Quarantined(reason == QuarantineReason.Size ? QuarantineReasons.Size : QuarantineReasons.Digest);
@@ -560,6 +588,9 @@ internal sealed partial class MirrorCache : IDisposable
     {
         [LoggerMessage(2004, LogLevel.Error, "Cached object {Digest} is damaged ({Reason}) and was quarantined ({Status}); it will be fetched again when needed")]
         public static partial void Quarantined(ILogger logger, string digest, QuarantineReason reason, StorageStatus status);
+
+        [LoggerMessage(2007, LogLevel.Information, "Damaged object {Digest}, left in place by a disk that refused changes, is moved aside now ({Status})")]
+        public static partial void QuarantinedLater(ILogger logger, string digest, StorageStatus status);
 
         [LoggerMessage(2005, LogLevel.Error, "Cached object {Digest} could not be read: {Status}")]
         public static partial void ReadFailed(ILogger logger, string digest, StorageStatus status);
