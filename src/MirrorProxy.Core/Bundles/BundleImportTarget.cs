@@ -220,7 +220,7 @@ internal sealed class BundleImportTarget
     /// <summary>Every content object in the cache (the store replicas share, when there is one), as the store lists them, one at a time.</summary>
     public async IAsyncEnumerable<Digest> EnumerateContentAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await foreach (var content in (_cache.Shared?.Store ?? _cache.Store).EnumerateAsync(namedSince: DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false))
+        await foreach (var content in (_cache.Shared?.Store ?? _cache.Store).EnumerateAsync(namedSince: DateTimeOffset.MinValue, fromShard: null, cancellationToken).ConfigureAwait(false))
         {
             yield return content.Digest;
         }

@@ -89,7 +89,7 @@ internal sealed partial class IndexMaintenanceService : BackgroundService
         var index = _cache.Index;
         var lookUpSince = await _cache.LoadAgreedAtAsync().ConfigureAwait(false) is { } agreed ? agreed - CommitSlack : DateTimeOffset.MinValue;
         long objects = 0, bytes = 0, added = 0;
-        await foreach (var stored in _cache.Store.EnumerateAsync(namedSince: lookUpSince, cancellationToken).ConfigureAwait(false))
+        await foreach (var stored in _cache.Store.EnumerateAsync(namedSince: lookUpSince, fromShard: null, cancellationToken).ConfigureAwait(false))
         {
             if (stored.IsNamed && stored.LastWrite >= lookUpSince
                 && (await index.GetContentAsync(stored.Digest).ConfigureAwait(false) is not { } known || known.Size != stored.Size))

@@ -99,7 +99,7 @@ internal sealed partial class SharedEvictionService : BackgroundService
 
         var started = _time.GetTimestamp();
         long total = 0, count = 0;
-        await foreach (var stored in shared.Store.EnumerateAsync(namedSince: DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false))
+        await foreach (var stored in shared.Store.EnumerateAsync(namedSince: DateTimeOffset.MinValue, fromShard: null, cancellationToken).ConfigureAwait(false))
         {
             total += stored.Size;
             count++;
@@ -118,7 +118,7 @@ internal sealed partial class SharedEvictionService : BackgroundService
         var protectedSince = _time.GetUtcNow() - _cacheOptions.EvictionGracePeriod;
         var victims = new Victims(toFree, MaxVictims);
         var page = new List<StoredObject>(Batch);
-        await foreach (var stored in shared.Store.EnumerateAsync(namedSince: DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false))
+        await foreach (var stored in shared.Store.EnumerateAsync(namedSince: DateTimeOffset.MinValue, fromShard: null, cancellationToken).ConfigureAwait(false))
         {
             if (!_pins.IsPinned(stored.Digest.Value))
             {

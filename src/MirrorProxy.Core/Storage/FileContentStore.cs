@@ -223,7 +223,7 @@ internal sealed partial class FileContentStore : IContentStore
         }
     }
 
-    public async IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, string? fromShard, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (!Directory.Exists(Layout.BlobsDirectory))
         {
@@ -231,12 +231,18 @@ internal sealed partial class FileContentStore : IContentStore
         }
 
         var options = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = 0 };
-        foreach (var algorithmDirectory in Directory.EnumerateDirectories(Layout.BlobsDirectory))
+        // In shard order (a few directories, at most 256 per algorithm), so that a walk can be resumed.
+        foreach (var algorithmDirectory in Directory.GetDirectories(Layout.BlobsDirectory).Order(StringComparer.Ordinal))
         {
             var algorithm = Path.GetFileName(algorithmDirectory);
-            foreach (var shard in Directory.EnumerateDirectories(algorithmDirectory, "*", options))
+            foreach (var shard in Directory.GetDirectories(algorithmDirectory, "*", options).Order(StringComparer.Ordinal))
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (ContentShards.IsBefore(algorithm, Path.GetFileName(shard.AsSpan()), fromShard))
+                {
+                    continue;
+                }
+
                 // Read from the directory entry and one stat each: no FileInfo, path or name string per file, and a
                 // digest string only for the objects to be named (the index rebuild and the scrub walk every file of
                 // a cache that may hold millions).

@@ -9,6 +9,34 @@ internal readonly record struct StoredObject(Digest Digest, long Size, DateTimeO
     public bool IsNamed => Digest.Value is not null;
 }
 
+/// <summary>
+/// The unit a walk of a store goes in and can be resumed at: a digest's algorithm and the first two hex digits of
+/// its encoded part (<c>sha256:ab</c>), the directory a file store keeps it in. Walks go shard by shard in ordinal order.
+/// </summary>
+internal static class ContentShards
+{
+    /// <summary>The shard of <paramref name="digest"/>, without building a string.</summary>
+    public static ReadOnlySpan<char> Of(Digest digest) => digest.Value.AsSpan(0, digest.Algorithm.Length + 3);
+
+    /// <summary>Whether the shard <paramref name="algorithm"/>:<paramref name="prefix"/> comes before <paramref name="fromShard"/>.</summary>
+    public static bool IsBefore(ReadOnlySpan<char> algorithm, ReadOnlySpan<char> prefix, string? fromShard)
+    {
+        if (fromShard is null)
+        {
+            return false;
+        }
+
+        var colon = fromShard.IndexOf(':');
+        if (colon < 0)
+        {
+            return false;
+        }
+
+        var byAlgorithm = algorithm.SequenceCompareTo(fromShard.AsSpan(0, colon));
+        return byAlgorithm < 0 || (byAlgorithm == 0 && prefix.SequenceCompareTo(fromShard.AsSpan(colon + 1)) < 0);
+    }
+}
+
 /// <summary>The answer to a stat: the status, and the size when the object exists.</summary>
 internal readonly record struct ContentStat(StorageStatus Status, long Size)
 {
@@ -79,11 +107,13 @@ internal interface IContentStore
     ValueTask<StorageStatus> QuarantineAsync(Digest digest, QuarantineReason reason, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Every stored object, in no particular order, without holding the listing in memory. An object last written
-    /// before <paramref name="namedSince"/> may come without its digest (<see cref="StoredObject.IsNamed"/> false):
-    /// a walk that only counts those (the index rebuild after a crash) builds no string for each of millions of files.
+    /// Every stored object, without holding the listing in memory, shard by shard in the order of
+    /// <see cref="ContentShards"/> (in no particular order within a shard); with <paramref name="fromShard"/>, the
+    /// shards before it are skipped, so that a long walk stopped part-way can go on where it was. An object last
+    /// written before <paramref name="namedSince"/> may come without its digest (<see cref="StoredObject.IsNamed"/>
+    /// false): a walk that only counts those (the index rebuild after a crash) builds no string for each of millions of files.
     /// </summary>
-    IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, CancellationToken cancellationToken);
+    IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, string? fromShard, CancellationToken cancellationToken);
 
     /// <summary>Free space where new content is written; null when it cannot be told.</summary>
     long? FreeSpace();

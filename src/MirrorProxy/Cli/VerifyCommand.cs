@@ -36,7 +36,7 @@ internal static class VerifyCommand
         int damaged = 0, unreadable = 0;
         try
         {
-            await foreach (var stored in store.EnumerateAsync(namedSince: DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false))
+            await foreach (var stored in store.EnumerateAsync(namedSince: DateTimeOffset.MinValue, fromShard: null, cancellationToken).ConfigureAwait(false))
             {
                 var result = await ContentVerifier.VerifyAsync(store, stored, buffer, pace: null, cancellationToken).ConfigureAwait(false);
                 objects++;

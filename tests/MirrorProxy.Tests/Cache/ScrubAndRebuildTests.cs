@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using MirrorProxy.Cache;
 using MirrorProxy.Hosting;
+using MirrorProxy.Oci;
 using MirrorProxy.Storage;
 using MirrorProxy.Tests.Support;
 
@@ -108,6 +109,65 @@ public sealed class ScrubAndRebuildTests : IDisposable
         Assert.Equal([4096L, 4096L, 4096L, 8192L], new long[] { ScrubService.Blocks(0), ScrubService.Blocks(1), ScrubService.Blocks(4096), ScrubService.Blocks(4097) });
     }
 
+    /// <summary>
+    /// A round a stop interrupts goes on from the shard it was in at the next start: the shards before it are not
+    /// read again (a damaged object there waits for the next round), the ones after it are, and the round then ends.
+    /// </summary>
+    [Fact]
+    public async Task Scrub_StoppedPartWay_GoesOnFromTheShardItWasIn()
+    {
+        var digests = new List<Digest>();
+        for (var i = 0; i < 40; i++)
+        {
+            digests.Add(await _cache.PutBlobAsync(Bytes(100, 200 + i)));
+        }
+
+        static string ShardOf(Digest digest) => ContentShards.Of(digest).ToString();
+        var firstShard = digests.Select(ShardOf).Order(StringComparer.Ordinal).First();
+        // One block a second on a clock that moves only when told: the round goes about one object per second moved.
+        var clock = new ManualTimeProvider();
+        var slow = new ScrubService(_cache.Cache, clock, Options.Create(new CacheOptions { ScrubRate = new ByteSize(4096) }), NullLogger<ScrubService>.Instance);
+        using var stop = new CancellationTokenSource();
+        var round = slow.ScrubAsync(stop.Token);
+        string? cursor = null;
+        for (var step = 0; step < 400 && (cursor is null || cursor == firstShard) && !round.IsCompleted; step++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(10);
+            cursor = await ReadCursorAsync();
+        }
+
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => round);
+        Assert.NotNull(cursor);
+        Assert.Equal(cursor, await ReadCursorAsync());
+        var done = digests.Where(d => string.CompareOrdinal(ShardOf(d), cursor) < 0).ToList();
+        var left = digests.Except(done).ToList();
+        Assert.NotEmpty(done);
+        Assert.True(left.Count > 1, $"the round was stopped at {cursor} with {left.Count} objects left");
+        var damagedBefore = done[0];
+        var damagedAfter = left[^1];
+        foreach (var damaged in new[] { damagedBefore, damagedAfter })
+        {
+            var bytes = await File.ReadAllBytesAsync(_cache.BlobPath(damaged));
+            bytes[10] ^= 1;
+            await File.WriteAllBytesAsync(_cache.BlobPath(damaged), bytes);
+        }
+
+        var scrub = new ScrubService(_cache.Cache, TimeProvider.System, Options.Create(new CacheOptions { ScrubRate = new ByteSize(1L << 30) }), NullLogger<ScrubService>.Instance);
+        var resumed = await scrub.ScrubAsync(CancellationToken.None);
+
+        Assert.Equal((cursor, (long)left.Count, 1), (resumed.ResumedAt, resumed.Objects, resumed.Damaged));
+        Assert.Null(await _cache.Cache.LookupAsync(damagedAfter, CancellationToken.None));
+        Assert.True(File.Exists(_cache.BlobPath(damagedBefore)), "the shards before the cursor were not read again");
+        Assert.Null(await ReadCursorAsync());
+
+        var next = await scrub.ScrubAsync(CancellationToken.None);
+
+        Assert.Equal((null, 39L, 1), (next.ResumedAt, next.Objects, next.Damaged));
+        Assert.False(File.Exists(_cache.BlobPath(damagedBefore)));
+    }
+
     /// <summary>After a crash the index rebuild walks the files first: the scrub's first round starts once it is done, and the start delay has passed.</summary>
     [Fact]
     public async Task Scrub_AfterACrash_WaitsForTheIndexRebuild()
@@ -143,6 +203,9 @@ public sealed class ScrubAndRebuildTests : IDisposable
     }
 
     public void Dispose() => _cache.Dispose();
+
+    private async Task<string?> ReadCursorAsync() =>
+        await _cache.Cache.Metadata.ReadAsync(ScrubService.CursorKey, 64, CancellationToken.None) is { } cursor ? System.Text.Encoding.ASCII.GetString(cursor) : null;
 
     private Task RebuildAsync(CacheOptions options) =>
         new IndexMaintenanceService(_cache.Cache, TimeProvider.System, Options.Create(options), NullLogger<IndexMaintenanceService>.Instance).RebuildAsync(CancellationToken.None);

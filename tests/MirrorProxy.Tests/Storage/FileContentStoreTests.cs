@@ -65,7 +65,7 @@ public sealed class FileContentStoreTests : IDisposable
         await WriteAsync(digest, Content, null);
 
         Assert.Equal(StorageStatus.AlreadyExists, await WriteAsync(digest, Content, null));
-        Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None)));
+        Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, fromShard: null, CancellationToken.None)));
     }
 
     [Fact]
@@ -162,7 +162,7 @@ public sealed class FileContentStoreTests : IDisposable
         var attributes = await _store.GetAttributesAsync(digest, CancellationToken.None);
         Assert.Equal(MediaTypes.OciManifest, attributes.MediaType);
         Assert.Empty(attributes.PrivateOrigins);
-        var listed = Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None)));
+        var listed = Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, fromShard: null, CancellationToken.None)));
         Assert.Equal(digest, listed.Digest);
         Assert.Equal(Content.Length, listed.Size);
     }
@@ -183,7 +183,7 @@ public sealed class FileContentStoreTests : IDisposable
         Assert.Equal(["harbor.internal", "other.internal"], (await _store.GetAttributesAsync(digest, CancellationToken.None)).PrivateOrigins);
         Assert.Equal(StorageStatus.Ok, await _store.SetOriginsAsync(digest, [], CancellationToken.None));
         Assert.Empty((await _store.GetAttributesAsync(digest, CancellationToken.None)).PrivateOrigins);
-        Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None)));
+        Assert.Single(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, fromShard: null, CancellationToken.None)));
     }
 
     [Fact]
@@ -208,8 +208,42 @@ public sealed class FileContentStoreTests : IDisposable
         var shard = Path.GetDirectoryName(_layout.BlobPath(digest))!;
         await File.WriteAllTextAsync(Path.Combine(shard, "not-a-digest"), "x");
 
-        Assert.Equal([digest], (await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None))).Select(o => o.Digest));
+        Assert.Equal([digest], (await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, fromShard: null, CancellationToken.None))).Select(o => o.Digest));
     }
+
+    [Fact]
+    public async Task Enumerate_GoesShardByShardInOrder_AndFromAShardSkipsTheOnesBefore()
+    {
+        var digests = new List<Digest>();
+        for (var i = 0; i < 30; i++)
+        {
+            byte[] content = [.. Content, (byte)i];
+            digests.Add(Digest.ComputeSha256(content));
+            await WriteAsync(digests[^1], content, null);
+        }
+
+        var shards = (await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, fromShard: null, CancellationToken.None)))
+            .Select(o => ContentShards.Of(o.Digest).ToString()).ToList();
+        var middle = shards.Distinct().Order(StringComparer.Ordinal).ElementAt(shards.Distinct().Count() / 2);
+        var fromMiddle = await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, middle, CancellationToken.None));
+
+        Assert.Equal(30, shards.Count);
+        Assert.Equal(shards.Order(StringComparer.Ordinal), shards);
+        Assert.Equal(
+            digests.Where(d => string.CompareOrdinal(ContentShards.Of(d).ToString(), middle) >= 0).Select(d => d.Value).Order(StringComparer.Ordinal),
+            fromMiddle.Select(o => o.Digest.Value).Order(StringComparer.Ordinal));
+        Assert.Empty(await ToListAsync(_store.EnumerateAsync(DateTimeOffset.MinValue, "sha256:zz", CancellationToken.None)));
+    }
+
+    [Theory]
+    [InlineData("sha256", "ab", null, false)]
+    [InlineData("sha256", "ab", "sha256:ab", false)]
+    [InlineData("sha256", "aa", "sha256:ab", true)]
+    [InlineData("sha256", "ac", "sha256:ab", false)]
+    [InlineData("sha256", "ff", "sha512:00", true)]
+    [InlineData("sha512", "00", "sha256:ff", false)]
+    public void Shards_AreOrderedByAlgorithmThenPrefix(string algorithm, string prefix, string? from, bool before) =>
+        Assert.Equal(before, ContentShards.IsBefore(algorithm, prefix, from));
 
     [Fact]
     public async Task Enumerate_ObjectsWrittenBeforeNamedSince_AreCountedWithoutTheirDigest()
@@ -222,7 +256,7 @@ public sealed class FileContentStoreTests : IDisposable
         var recent = Digest.ComputeSha256(newContent);
         await WriteAsync(recent, newContent, null);
 
-        var listed = await ToListAsync(_store.EnumerateAsync(namedSince: DateTime.UtcNow.AddMinutes(-10), CancellationToken.None));
+        var listed = await ToListAsync(_store.EnumerateAsync(namedSince: DateTime.UtcNow.AddMinutes(-10), fromShard: null, CancellationToken.None));
 
         Assert.Equal(2, listed.Count);
         var unnamed = Assert.Single(listed, o => !o.IsNamed);
@@ -243,7 +277,7 @@ public sealed class FileContentStoreTests : IDisposable
         }
 
         var listed = new List<StoredObject>();
-        await using (var objects = _store.EnumerateAsync(DateTimeOffset.MinValue, CancellationToken.None).GetAsyncEnumerator())
+        await using (var objects = _store.EnumerateAsync(DateTimeOffset.MinValue, fromShard: null, CancellationToken.None).GetAsyncEnumerator())
         {
             Assert.True(await objects.MoveNextAsync());
             listed.Add(objects.Current);

@@ -111,15 +111,19 @@ internal sealed partial class S3ContentStore : IContentStore
         return status;
     }
 
-    /// <summary>Every object, always named: the listing carries each key anyway.</summary>
-    public async IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// Every object, always named: the listing carries each key anyway. A bucket lists its keys in order
+    /// (<c>blobs/sha256/ab…</c>), which is shard order; the shards before <paramref name="fromShard"/> are skipped.
+    /// </summary>
+    public async IAsyncEnumerable<StoredObject> EnumerateAsync(DateTimeOffset namedSince, string? fromShard, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var root = _prefix + "blobs/";
         await foreach (var entry in _client.ListAsync(root, null, cancellationToken).ConfigureAwait(false))
         {
             var rest = entry.Key.AsSpan(root.Length);
             var slash = rest.IndexOf('/');
-            if (slash > 0 && Digest.TryParse(string.Concat(rest[..slash], ":", rest[(slash + 1)..]), out var digest))
+            if (slash > 0 && rest.Length >= slash + 3 && !ContentShards.IsBefore(rest[..slash], rest.Slice(slash + 1, 2), fromShard)
+                && Digest.TryParse(string.Concat(rest[..slash], ":", rest[(slash + 1)..]), out var digest))
             {
                 yield return new StoredObject(digest, entry.Size, entry.LastModified);
             }
