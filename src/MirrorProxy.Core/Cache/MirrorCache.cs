@@ -161,7 +161,7 @@ internal sealed partial class MirrorCache : IDisposable
             return entry;
         }
 
-        if (!_leftInPlace.IsEmpty && _leftInPlace.TryGetValue(digest.Value, out var damage))
+        if (_leftInPlace.TryGetValue(digest.Value, out var damage))
         {
             // Found damaged before: never learned from its file again. Each look tries to move it aside (one rename).
             var moved = await _store.QuarantineAsync(digest, damage, cancellationToken).ConfigureAwait(false);
