@@ -167,7 +167,7 @@ internal sealed partial class EvictionService : BackgroundService
                 }
 
                 // The pass goes on without it, and a later one tries again.
-                Log.CompactionFailed(_logger, compaction.Failure!.Message);
+                Log.CompactionFailed(_logger, compaction.Failure!);
             }
 
             if (freedThisScan == 0)

@@ -203,7 +203,7 @@ internal sealed partial class IndexMaintenanceService : BackgroundService
         [LoggerMessage(2011, LogLevel.Information, "Cache index log compacted from {Before} to {After} bytes in {ElapsedMs:0} ms")]
         public static partial void Compacted(ILogger logger, long before, long after, double elapsedMs);
 
-        [LoggerMessage(2012, LogLevel.Warning, "Cache index compaction failed")]
-        public static partial void CompactionFailed(ILogger logger, Exception exception);
+        [LoggerMessage(2012, LogLevel.Warning, "Cache index compaction failed: {Reason}")]
+        public static partial void CompactionFailed(ILogger logger, string reason);
     }
 }

@@ -14,11 +14,12 @@ internal sealed partial class MirrorCache
 
     /// <summary>
     /// The tag as last seen upstream. The index answers while it is trusted; after a crash, until the rebuild has
-    /// walked the files, the tag's file answers first (it is written before any answer uses it, so it is newest).
+    /// walked the files, the tag's file answers first (it is written before any answer uses it, so it is newest), as
+    /// it does once the index has dropped a write (it may have missed a tag's move).
     /// </summary>
     public async ValueTask<TagRecord?> GetTagAsync(string upstream, string repository, string tag, CancellationToken cancellationToken)
     {
-        if (_indexTrusted && await _index.GetTagAsync(upstream, repository, tag).ConfigureAwait(false) is { } indexed)
+        if (_indexTrusted && _index.WritesDropped == 0 && await _index.GetTagAsync(upstream, repository, tag).ConfigureAwait(false) is { } indexed)
         {
             return indexed;
         }

@@ -25,7 +25,7 @@ internal sealed class MirrorGauges
 
         meter.CreateObservableGauge("mirrorproxy.cache.objects", () => cache.ObjectCount, "{object}", "Content objects (blobs and manifests) in the cache.");
         meter.CreateObservableGauge("mirrorproxy.cache.disk.free", () => cache.Store.FreeSpace() ?? 0, "By", "Free space on the cache's file system.");
-        meter.CreateObservableGauge("mirrorproxy.cache.degraded", () => cache.Health.IsDegraded ? 1 : 0, "{state}", "1 while cache writes fail (full, read-only or failing disk).");
+        meter.CreateObservableGauge("mirrorproxy.cache.degraded", () => cache.IsDegraded ? 1 : 0, "{state}", "1 while cache writes fail (full, read-only or failing disk), or the cache index takes no writes.");
         meter.CreateObservableGauge("mirrorproxy.pins.missing", () => ObservePins(pins, background), "{object}",
             "Objects reachable from each pin set that are not in the cache (counted from the files every few seconds).");
         meter.CreateObservableGauge("mirrorproxy.upstream.state", () => ObserveStates(upstreams), "{state}",

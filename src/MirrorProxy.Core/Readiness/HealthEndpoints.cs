@@ -62,7 +62,7 @@ internal static class HealthEndpoints
             cache.Health.WriteSucceeded();
         }
 
-        if (cache.Health.Describe() is { } degraded)
+        if (cache.DescribeDegraded() is { } degraded)
         {
             warnings.Add(degraded);
         }
@@ -118,7 +118,7 @@ internal static class HealthEndpoints
         var upstreamReports = upstreams.All.Select(u => new UpstreamReport(
             u.Name, u.Resilience.State.ToString().ToLowerInvariant(), u.Resilience.Down?.Reason, u.Resilience.Down?.Since)).ToArray();
         return new ReadinessReport(
-            ready, status, cache.IndexTrusted ? "ready" : "rebuilding", writable, cache.Health.IsDegraded || !writable, free, floor, cache.TotalBytes, cache.ObjectCount,
+            ready, status, cache.IndexTrusted ? "ready" : "rebuilding", writable, cache.IsDegraded || !writable, free, floor, cache.TotalBytes, cache.ObjectCount,
             upstreamReports, problems, warnings, sharedStore, coordinationState);
     }
 }

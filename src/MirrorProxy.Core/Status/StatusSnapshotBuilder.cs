@@ -54,7 +54,7 @@ internal sealed class StatusSnapshotBuilder
     {
         var readiness = await HealthEndpoints.CheckAsync(_cache, _upstreams, _pins, _coordination, _cacheOptions, _readinessOptions, cancellationToken).ConfigureAwait(false);
         var cache = new CacheStatus(_cache.TotalBytes, _cache.ObjectCount, _cacheOptions.MaxSize?.Bytes, readiness.FreeDiskBytes,
-            readiness.MinFreeDiskBytes, readiness.CacheWritable && !_cache.Health.IsDegraded);
+            readiness.MinFreeDiskBytes, readiness.CacheWritable && !_cache.IsDegraded);
         var upstreams = _upstreams.All
             .Select(u => new UpstreamStatus(u.Name, u.Options.Url, u.Resilience.State.ToString().ToLowerInvariant()))
             .ToArray();

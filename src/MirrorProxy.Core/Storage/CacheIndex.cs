@@ -14,8 +14,8 @@ internal enum IndexCompactionOutcome
     Failed,
 }
 
-/// <summary>A compaction's outcome and the log bytes before and after it.</summary>
-internal readonly record struct IndexCompaction(IndexCompactionOutcome Outcome, long Before, long After, Exception? Failure);
+/// <summary>A compaction's outcome, the log bytes before and after it, and why it failed.</summary>
+internal readonly record struct IndexCompaction(IndexCompactionOutcome Outcome, long Before, long After, string? Failure);
 
 /// <summary>How the index came up.</summary>
 internal enum IndexRecovery
@@ -55,7 +55,9 @@ internal sealed partial class CacheIndex : IDisposable
     private readonly FasterKV<SpanByte, SpanByte> _store;
     private readonly ConcurrentBag<Session> _sessions = [];
     private readonly ILogger _logger;
+    private readonly WriteFailure _writeFailure;
     private long _changes;
+    private long _writesDropped;
     private long _checkpointedChanges;
     private long _sizeAfterCompaction;
     private bool _hasIndexCheckpoint;
@@ -70,9 +72,11 @@ internal sealed partial class CacheIndex : IDisposable
         public ClientSession<SpanByte, SpanByte, SpanByte, byte[], Empty, Functions> Inner { get; } = inner;
     }
 
-    private CacheIndex(string directory, FasterKVSettings<SpanByte, SpanByte> settings, FasterKV<SpanByte, SpanByte> store, IndexRecovery recovery, ILogger logger)
+    private CacheIndex(
+        string directory, FasterKVSettings<SpanByte, SpanByte> settings, FasterKV<SpanByte, SpanByte> store, IndexRecovery recovery, WriteFailure writeFailure, ILogger logger)
     {
         _directory = directory;
+        _writeFailure = writeFailure;
         _settings = settings;
         _store = store;
         Recovery = recovery;
@@ -82,6 +86,17 @@ internal sealed partial class CacheIndex : IDisposable
     }
 
     public IndexRecovery Recovery { get; }
+
+    /// <summary>
+    /// False once a write of the log to disk failed (a full disk, an I/O error). FASTER never retries such a write,
+    /// and a later write that needs its page's memory would wait for it forever; from then on the index answers
+    /// what it holds and takes no writes (they are dropped and counted), takes no checkpoint and is not closed as
+    /// clean: the next start rebuilds it from the files, which stay the truth.
+    /// </summary>
+    public bool AcceptsWrites => !_writeFailure.HasFailed;
+
+    /// <summary>Writes dropped since <see cref="AcceptsWrites"/> became false: while nonzero, the index may lag behind the files.</summary>
+    public long WritesDropped => Interlocked.Read(ref _writesDropped);
 
     /// <summary>Bytes of log between its begin and tail: what compaction keeps bounded.</summary>
     public long LogBytes => _store.Log.TailAddress - _store.Log.BeginAddress;
@@ -123,6 +138,7 @@ internal sealed partial class CacheIndex : IDisposable
     private static CacheIndex Create(string directory, IndexSettings options, bool recover, bool clean, ILogger logger)
     {
         Directory.CreateDirectory(directory);
+        var writeFailure = new WriteFailure(directory, logger);
         var settings = new FasterKVSettings<SpanByte, SpanByte>(directory, deleteDirOnDispose: false, logger: null)
         {
             IndexSize = options.IndexSizeBytes,
@@ -133,6 +149,7 @@ internal sealed partial class CacheIndex : IDisposable
             RemoveOutdatedCheckpoints = true,
             TryRecoverLatest = false,
         };
+        settings.LogDevice = new WriteWatchingDevice(settings.LogDevice, writeFailure.Fail);
 
         FasterKV<SpanByte, SpanByte>? store = null;
         try
@@ -160,7 +177,7 @@ internal sealed partial class CacheIndex : IDisposable
             }
 
             var recovery = !recovered ? IndexRecovery.Empty : clean ? IndexRecovery.Clean : IndexRecovery.Stale;
-            return new CacheIndex(directory, settings, store, recovery, logger);
+            return new CacheIndex(directory, settings, store, recovery, writeFailure, logger);
         }
         catch
         {
@@ -263,6 +280,11 @@ internal sealed partial class CacheIndex : IDisposable
 
     private void Upsert(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, bool counted = true)
     {
+        if (WriteDropped())
+        {
+            return;
+        }
+
         var session = Rent();
         try
         {
@@ -280,6 +302,11 @@ internal sealed partial class CacheIndex : IDisposable
 
     private void Delete(ReadOnlySpan<byte> key)
     {
+        if (WriteDropped())
+        {
+            return;
+        }
+
         var session = Rent();
         try
         {
@@ -290,6 +317,17 @@ internal sealed partial class CacheIndex : IDisposable
         {
             Return(session);
         }
+    }
+
+    private bool WriteDropped()
+    {
+        if (!_writeFailure.HasFailed)
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _writesDropped);
+        return true;
     }
 
     /// <summary>
@@ -308,10 +346,27 @@ internal sealed partial class CacheIndex : IDisposable
 
         // Everything below the tail as the checkpoint starts is on disk once it completes (a fold-over checkpoint
         // flushes the log to its own end, which is at or past this): that is the part the seal can cover.
+        if (_writeFailure.HasFailed)
+        {
+            return; // It would wait for a flush that never completes.
+        }
+
         var flushedBy = _store.Log.TailAddress;
-        var (success, _) = full
-            ? await _store.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false)
-            : await _store.TakeHybridLogCheckpointAsync(CheckpointType.FoldOver, cancellationToken: cancellationToken).ConfigureAwait(false);
+        bool success;
+        using (var stopped = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _writeFailure.Token))
+        {
+            try
+            {
+                (success, _) = full
+                    ? await _store.TakeFullCheckpointAsync(CheckpointType.FoldOver, stopped.Token).ConfigureAwait(false)
+                    : await _store.TakeHybridLogCheckpointAsync(CheckpointType.FoldOver, cancellationToken: stopped.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_writeFailure.HasFailed && !cancellationToken.IsCancellationRequested)
+            {
+                return; // A flush failed under the checkpoint: it cannot complete.
+            }
+        }
+
         if (success)
         {
             IndexSeal.Write(_directory, LogFileName, SegmentBits, _store.Log.BeginAddress, flushedBy);
@@ -323,6 +378,13 @@ internal sealed partial class CacheIndex : IDisposable
     /// <summary>The final checkpoint of a clean stop, and the mark that says the index agrees with the files.</summary>
     public async Task CloseCleanlyAsync(CancellationToken cancellationToken)
     {
+        if (_writeFailure.HasFailed)
+        {
+            // No checkpoint holds what was dropped: the next start rebuilds the index from the files.
+            Log.NotClosedCleanly(_logger, _directory, WritesDropped);
+            return;
+        }
+
         await CheckpointAsync(full: true, cancellationToken).ConfigureAwait(false);
         await File.WriteAllBytesAsync(Path.Combine(_directory, CleanMarker), [], cancellationToken).ConfigureAwait(false);
     }
@@ -340,18 +402,30 @@ internal sealed partial class CacheIndex : IDisposable
     /// </summary>
     public async Task<IndexCompaction> CompactAsync(bool wholeLog, CancellationToken cancellationToken)
     {
+        var bytes = LogBytes;
+        if (_writeFailure.HasFailed)
+        {
+            return new IndexCompaction(IndexCompactionOutcome.Failed, bytes, bytes, NotWritable);
+        }
+
         try
         {
+            // A write that fails meanwhile leaves the compaction waiting inside FASTER for good: it is not waited for.
             var (before, after) = await Task.Factory.StartNew(() => Compact(wholeLog), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)
-                .ConfigureAwait(false);
+                .WaitAsync(_writeFailure.Token).ConfigureAwait(false);
             return new IndexCompaction(IndexCompactionOutcome.Compacted, before, after, Failure: null);
+        }
+        catch (OperationCanceledException) when (_writeFailure.HasFailed && !cancellationToken.IsCancellationRequested)
+        {
+            return new IndexCompaction(IndexCompactionOutcome.Failed, bytes, LogBytes, NotWritable);
         }
         catch (Exception ex) when (ex is FasterException or IOException)
         {
-            var bytes = LogBytes;
-            return new IndexCompaction(IndexCompactionOutcome.Failed, bytes, bytes, ex);
+            return new IndexCompaction(IndexCompactionOutcome.Failed, bytes, LogBytes, ex.Message);
         }
     }
+
+    private const string NotWritable = "a write of the index log to disk failed; the index takes no writes until the next start";
 
     /// <summary>
     /// Copies the live records of the immutable part of the log to its tail and drops the rest from disk
@@ -431,8 +505,34 @@ internal sealed partial class CacheIndex : IDisposable
         _settings.Dispose();
     }
 
+    /// <summary>Set once, from the device's I/O completion, when a write of the log fails.</summary>
+    private sealed class WriteFailure(string directory, ILogger logger)
+    {
+        private readonly CancellationTokenSource _failed = new();
+        private int _hasFailed;
+
+        public bool HasFailed => Volatile.Read(ref _hasFailed) != 0;
+
+        /// <summary>Cancelled when a write fails: what waits for FASTER to flush stops waiting.</summary>
+        public CancellationToken Token => _failed.Token;
+
+        public void Fail(uint errorCode)
+        {
+            Volatile.Write(ref _hasFailed, 1);
+            Log.WriteFailed(logger, directory, errorCode);
+            // Not on the I/O completion thread: the waits it ends resume elsewhere.
+            _ = _failed.CancelAsync();
+        }
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(2008, LogLevel.Error, "Cache index in {Directory}: a write of its log to disk failed (error {ErrorCode}); the index takes no more writes until the next start, which rebuilds it from the files. Cached content is still served")]
+        public static partial void WriteFailed(ILogger logger, string directory, uint errorCode);
+
+        [LoggerMessage(2009, LogLevel.Warning, "Cache index in {Directory} is not closed as clean: {Dropped} writes were dropped after a failed write; the next start rebuilds it from the files")]
+        public static partial void NotClosedCleanly(ILogger logger, string directory, long dropped);
+
         [LoggerMessage(2001, LogLevel.Warning, "Cache index in {Directory} could not be recovered and is rebuilt from the files: {Reason}")]
         public static partial void IndexDiscarded(ILogger logger, string directory, string reason);
 
