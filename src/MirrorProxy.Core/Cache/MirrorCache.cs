@@ -190,9 +190,10 @@ internal sealed partial class MirrorCache : IDisposable
 
         var found = new ContentEntry(stat.Size, ContentKind.Unknown, null, _time.GetUtcNow());
         _index.PutContent(digest, found);
-        if (_indexTrusted)
+        if (_indexTrusted && _index.AcceptsWrites)
         {
-            // Put there behind the index's back (an offline import, say): count it now. While rebuilding, the rebuild counts.
+            // Put there behind the index's back (an offline import, say): count it now. While rebuilding, the rebuild
+            // counts; an index that takes no writes does not learn it, and would count it again at every look.
             Counted(stat.Size, 1);
         }
 

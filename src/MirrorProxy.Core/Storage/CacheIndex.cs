@@ -344,13 +344,13 @@ internal sealed partial class CacheIndex : IDisposable
             return;
         }
 
-        // Everything below the tail as the checkpoint starts is on disk once it completes (a fold-over checkpoint
-        // flushes the log to its own end, which is at or past this): that is the part the seal can cover.
         if (_writeFailure.HasFailed)
         {
             return; // It would wait for a flush that never completes.
         }
 
+        // Everything below the tail as the checkpoint starts is on disk once it completes (a fold-over checkpoint
+        // flushes the log to its own end, which is at or past this): that is the part the seal can cover.
         var flushedBy = _store.Log.TailAddress;
         bool success;
         using (var stopped = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _writeFailure.Token))
