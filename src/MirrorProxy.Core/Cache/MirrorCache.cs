@@ -103,9 +103,10 @@ internal sealed partial class MirrorCache : IDisposable
     /// <summary>Whether the cache cannot keep what it is given: a write failed (<see cref="CacheHealth"/>), or its index takes no writes.</summary>
     public bool IsDegraded => Health.IsDegraded || !_index.AcceptsWrites;
 
-    /// <summary>Why the cache is degraded, for readiness; null when it is not.</summary>
-    public string? DescribeDegraded() => Health.Describe()
-        ?? (_index.AcceptsWrites ? null : $"the cache index failed a write to its disk and takes no writes until the next start ({_index.WritesDropped} dropped); content is served and looked up in the files");
+    /// <summary>Why the index takes no writes, for readiness; null while it does.</summary>
+    public string? DescribeIndexNotWritable() => _index.AcceptsWrites
+        ? null
+        : $"the cache index failed a write to its disk and takes no writes until the next start ({_index.WritesDropped} dropped); content is served and looked up in the files";
 
     /// <summary>Completes once <see cref="IndexTrusted"/> is true: at once after a clean stop, else when the rebuild is done.</summary>
     public Task WhenIndexTrusted => _whenIndexTrusted.Task;

@@ -62,9 +62,14 @@ internal static class HealthEndpoints
             cache.Health.WriteSucceeded();
         }
 
-        if (cache.DescribeDegraded() is { } degraded)
+        if (cache.Health.Describe() is { } degraded)
         {
             warnings.Add(degraded);
+        }
+
+        if (cache.DescribeIndexNotWritable() is { } index)
+        {
+            warnings.Add(index);
         }
 
         if (cache.Store.FreeSpace() is not { } free)

@@ -129,6 +129,73 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// The disk under the index fills while requests go on writing to it: each of 2,000 tags of a cached image,
+    /// pulled for the first time, is a new index record. FASTER never retries a failed flush of its log: before the
+    /// index stopped writing at the first failed flush, the request that next needed the unflushed page's memory
+    /// waited for good, and so did every one after it.
+    /// </summary>
+    [Fact]
+    public async Task AFullDiskUnderTheIndex_ThousandsOfIndexWritesLater_CachedContentIsStillServed()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(180));
+        const int Tags = 2000;
+        await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
+            await OciImageFactory.PushManifestAsync(_registry.BaseUri, _cached.Repository, $"t{i}", _cached.MediaType, _cached.ManifestBytes, credentials: null, token));
+        await using var disk = await CacheDisk.MountAsync("full", _work, cts.Token);
+        var settings = new Dictionary<string, string>
+        {
+            ["MirrorProxy:Cache:MinFreeDisk"] = "1MiB",
+            ["MirrorProxy:Cache:LogMemoryBytes"] = "262144", // four 64 KiB pages: about 1,500 tag records fill them
+        };
+        var mirror = await FaultSupport.StartProgramAsync(_work, disk.Cache, Upstream, _registry.BaseUri, settings);
+        try
+        {
+            await PullAsync(mirror, _cached);
+            await disk.FailAsync(cts.Token);
+
+            var failures = 0;
+            await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
+            {
+                using var each = CancellationTokenSource.CreateLinkedTokenSource(token);
+                each.CancelAfter(TimeSpan.FromSeconds(10));
+                try
+                {
+                    using var tag = await FaultSupport.GetManifestAsync(mirror.Client, $"/v2/{_cached.Repository}/manifests/t{i}", each.Token);
+                    var body = await tag.Content.ReadAsByteArrayAsync(each.Token);
+                    if (tag.StatusCode != HttpStatusCode.OK || !_cached.ManifestBytes.SequenceEqual(body))
+                    {
+                        Interlocked.Increment(ref failures);
+                    }
+                }
+                catch (OperationCanceledException) when (!token.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+            });
+
+            Assert.Equal(0, failures);
+            var layer = _cached.Layers.OrderByDescending(l => l.Size).First();
+            await AssertServedWholeAsync(mirror, _cached, layer, "a cached layer after the index stopped writing", cts.Token);
+            var (status, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
+            Assert.Equal((200, "degraded"), (status, ready.GetProperty("status").GetString()));
+            Assert.True(ready.GetProperty("warnings").EnumerateArray().Any(w => w.GetString()!.Contains("cache index", StringComparison.Ordinal)),
+                $"{ready}\n{mirror.Output.Tail(30)}");
+
+            // A stop does not wait for the flush that failed, and the next start does not take the index as clean.
+            await mirror.StopAsync().WaitAsync(TimeSpan.FromSeconds(30), cts.Token);
+            await mirror.DisposeAsync();
+            await disk.RecoverAsync(cts.Token);
+            mirror = await FaultSupport.StartProgramAsync(_work, disk.Cache, Upstream, _registry.BaseUri, settings);
+            await mirror.Output.WaitForLineAsync(line => line.Text.Contains("Cache index rebuilt from the files", StringComparison.Ordinal), TimeSpan.FromSeconds(30), cts.Token);
+            await PullAsync(mirror, _cached);
+        }
+        finally
+        {
+            await mirror.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task ADamagedBlobOnAReadOnlyDisk_IsNeverServed_AndCountedOnlyWhileIndexed()
     {
