@@ -78,5 +78,27 @@ public sealed class IndexDiskFullTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>A checkpoint on a full disk, with a few changes in memory: it must end, one way or the other, and the index go on.</summary>
+    [Fact]
+    public async Task ACheckpointOnAFullDisk_Ends_AndTheIndexGoesOn()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await using var disk = await TmpfsDisk.MountAsync(64L << 20, cts.Token);
+        using var index = CacheIndex.Open(disk.Combine("index"), new IndexSettings(1 << 16, 1 << 20), NullLogger.Instance);
+        index.PutContent(Key(1), new ContentEntry(1, ContentKind.Blob, null, At));
+        await index.CheckpointAsync(full: true, cts.Token);
+        index.PutContent(Key(2), new ContentEntry(2, ContentKind.Blob, null, At));
+        await disk.FillAsync(cancellationToken: cts.Token);
+
+        var checkpoint = index.CheckpointAsync(full: true, cts.Token).WaitAsync(TimeSpan.FromSeconds(30), cts.Token);
+        var outcome = await Record.ExceptionAsync(() => checkpoint);
+        output.WriteLine($"checkpoint on the full disk: {outcome?.GetType().Name ?? "completed"} {outcome?.Message}; accepts writes: {index.AcceptsWrites}");
+
+        Assert.IsNotType<TimeoutException>(outcome);
+        Assert.Equal(2, (await index.GetContentAsync(Key(2)))?.Size);
+        index.PutContent(Key(3), new ContentEntry(3, ContentKind.Blob, null, At));
+        Assert.True(index.AcceptsWrites ? (await index.GetContentAsync(Key(3)))?.Size == 3 : index.WritesDropped > 0);
+    }
+
     private static Digest Key(int i) => Digest.ComputeSha256(BitConverter.GetBytes(i));
 }
