@@ -516,9 +516,14 @@ internal sealed partial class CacheIndex : IDisposable
         /// <summary>Cancelled when a write fails: what waits for FASTER to flush stops waiting.</summary>
         public CancellationToken Token => _failed.Token;
 
+        /// <summary>Called by the device at each failed write; the first one counts.</summary>
         public void Fail(uint errorCode)
         {
-            Volatile.Write(ref _hasFailed, 1);
+            if (Interlocked.Exchange(ref _hasFailed, 1) != 0)
+            {
+                return;
+            }
+
             Log.WriteFailed(logger, directory, errorCode);
             // Not on the I/O completion thread: the waits it ends resume elsewhere.
             _ = _failed.CancelAsync();

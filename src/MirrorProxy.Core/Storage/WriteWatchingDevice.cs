@@ -12,17 +12,14 @@ internal sealed class WriteWatchingDevice : StorageDeviceBase
 {
     private readonly IDevice _inner;
     private readonly Action<uint> _onWriteFailed;
-    private int _failed;
 
+    /// <param name="onWriteFailed">Called with the error of every write that fails.</param>
     public WriteWatchingDevice(IDevice inner, Action<uint> onWriteFailed)
         : base(inner.FileName, inner.SectorSize, inner.Capacity)
     {
         _inner = inner;
         _onWriteFailed = onWriteFailed;
     }
-
-    /// <summary>Whether a write has failed since the device was opened.</summary>
-    public bool WriteFailed => Volatile.Read(ref _failed) != 0;
 
     public override void Initialize(long segmentSize, LightEpoch? epoch = null, bool omitSegmentIdFromFilename = false)
     {
@@ -34,7 +31,7 @@ internal sealed class WriteWatchingDevice : StorageDeviceBase
         // One closure per page flush (64 KiB of records): nothing on the per-record path.
         _inner.WriteAsync(sourceAddress, segmentId, destinationAddress, numBytesToWrite, (errorCode, written, state) =>
         {
-            if (errorCode != 0 && Interlocked.Exchange(ref _failed, 1) == 0)
+            if (errorCode != 0)
             {
                 _onWriteFailed(errorCode);
             }
