@@ -196,6 +196,72 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// The index on a disk of its own, which fills, while the cache disk stays healthy: a tag that moves upstream
+    /// afterwards is written to its file but not to the index, which then holds the tag's old digest. With the upstream
+    /// gone, the tag is answered from its file, not from the index that missed the move; and content kept meanwhile,
+    /// which the index does not learn, is counted once however often it is found in the files.
+    /// </summary>
+    [Fact]
+    public async Task AnIndexThatStoppedWriting_AMovedTagIsAnsweredFromItsFile_AndContentIsCountedOnce()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(180));
+        const int Tags = 2000;
+        await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
+            await OciImageFactory.PushManifestAsync(_registry.BaseUri, _cached.Repository, $"t{i}", _cached.MediaType, _cached.ManifestBytes, credentials: null, token));
+        var before = await OciImageFactory.PushDockerImageAsync(_registry, "disk/moving", "v", "moving-before", cts.Token);
+        var cache = _work.Combine("cache-index-apart");
+        var indexDirectory = Path.Combine(cache, "index");
+        Directory.CreateDirectory(indexDirectory);
+        await using var indexDisk = await TmpfsDisk.MountAsync(16L << 20, cts.Token);
+        await SystemCommand.RunAsync("mount", ["--bind", indexDisk.Path, indexDirectory], cts.Token);
+        MirrorProcess? mirror = null;
+        try
+        {
+            mirror = await FaultSupport.StartProgramAsync(_work, cache, Upstream, _registry.BaseUri, new Dictionary<string, string>
+            {
+                ["MirrorProxy:TagTtl"] = "00:00:00",
+                ["MirrorProxy:Cache:LogMemoryBytes"] = "262144",
+            });
+            await PullAsync(mirror, before);
+            await PullAsync(mirror, _cached);
+            await indexDisk.FillAsync(cancellationToken: cts.Token);
+            await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
+            {
+                using var tag = await FaultSupport.GetManifestAsync(mirror.Client, $"/v2/{_cached.Repository}/manifests/t{i}", token);
+                Assert.Equal(HttpStatusCode.OK, tag.StatusCode);
+            });
+            var (_, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
+            Assert.True(ready.GetProperty("warnings").EnumerateArray().Any(w => w.GetString()!.Contains("cache index", StringComparison.Ordinal)), ready.ToString());
+
+            // The tag moves upstream; pulled through the mirror, its file (on the healthy disk) follows, the index does not.
+            var after = await OciImageFactory.PushDockerImageAsync(_registry, "disk/moving", "v", "moving-after", cts.Token);
+            await PullAsync(mirror, after);
+
+            // Its 3 MB layer, kept on the healthy disk but not indexed, is found in the files at each pull: counted once.
+            await Task.Delay(TimeSpan.FromMilliseconds(400), cts.Token); // (the exporter answers a scrape from the previous one for 300 ms)
+            var size = (await FaultSupport.ScrapeAsync(mirror.Client)).Sum("mirrorproxy_cache_size_bytes");
+            await PullAsync(mirror, after);
+            await PullAsync(mirror, after);
+            await Task.Delay(TimeSpan.FromMilliseconds(400), cts.Token);
+            Assert.Equal(size, (await FaultSupport.ScrapeAsync(mirror.Client)).Sum("mirrorproxy_cache_size_bytes"));
+            await _registry.StopAsync(cts.Token);
+
+            using var moved = await FaultSupport.GetManifestAsync(mirror.Client, TagUrl(after), cts.Token);
+            Assert.Equal(HttpStatusCode.OK, moved.StatusCode);
+            Assert.Equal(after.ManifestBytes, await moved.Content.ReadAsByteArrayAsync(cts.Token));
+        }
+        finally
+        {
+            if (mirror is not null)
+            {
+                await mirror.DisposeAsync();
+            }
+
+            await DiskLeftovers.UnmountAsync(indexDirectory, CancellationToken.None);
+        }
+    }
+
     [Fact]
     public async Task ADamagedBlobOnAReadOnlyDisk_IsNeverServed_AndCountedOnlyWhileIndexed()
     {
