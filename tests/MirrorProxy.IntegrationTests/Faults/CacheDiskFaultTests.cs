@@ -139,9 +139,7 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
     public async Task AFullDiskUnderTheIndex_ThousandsOfIndexWritesLater_CachedContentIsStillServed()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(180));
-        const int Tags = 2000;
-        await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
-            await OciImageFactory.PushManifestAsync(_registry.BaseUri, _cached.Repository, $"t{i}", _cached.MediaType, _cached.ManifestBytes, credentials: null, token));
+        await PushManyTagsAsync(cts.Token);
         await using var disk = await CacheDisk.MountAsync("full", _work, cts.Token);
         var settings = new Dictionary<string, string>
         {
@@ -154,33 +152,10 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
             await PullAsync(mirror, _cached);
             await disk.FailAsync(cts.Token);
 
-            var failures = 0;
-            await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
-            {
-                using var each = CancellationTokenSource.CreateLinkedTokenSource(token);
-                each.CancelAfter(TimeSpan.FromSeconds(10));
-                try
-                {
-                    using var tag = await FaultSupport.GetManifestAsync(mirror.Client, $"/v2/{_cached.Repository}/manifests/t{i}", each.Token);
-                    var body = await tag.Content.ReadAsByteArrayAsync(each.Token);
-                    if (tag.StatusCode != HttpStatusCode.OK || !_cached.ManifestBytes.SequenceEqual(body))
-                    {
-                        Interlocked.Increment(ref failures);
-                    }
-                }
-                catch (OperationCanceledException) when (!token.IsCancellationRequested)
-                {
-                    Interlocked.Increment(ref failures);
-                }
-            });
-
-            Assert.Equal(0, failures);
+            Assert.Equal(0, await PullManyTagsAsync(mirror, cts.Token));
             var layer = _cached.Layers.OrderByDescending(l => l.Size).First();
             await AssertServedWholeAsync(mirror, _cached, layer, "a cached layer after the index stopped writing", cts.Token);
-            var (status, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
-            Assert.Equal((200, "degraded"), (status, ready.GetProperty("status").GetString()));
-            Assert.True(ready.GetProperty("warnings").EnumerateArray().Any(w => w.GetString()!.Contains("cache index", StringComparison.Ordinal)),
-                $"{ready}\n{mirror.Output.Tail(30)}");
+            await AssertIndexReportedNotWritableAsync(mirror);
 
             // A stop does not wait for the flush that failed, and the next start does not take the index as clean.
             await mirror.StopAsync().WaitAsync(TimeSpan.FromSeconds(30), cts.Token);
@@ -206,9 +181,7 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
     public async Task AnIndexThatStoppedWriting_AMovedTagIsAnsweredFromItsFile_AndContentIsCountedOnce()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(180));
-        const int Tags = 2000;
-        await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
-            await OciImageFactory.PushManifestAsync(_registry.BaseUri, _cached.Repository, $"t{i}", _cached.MediaType, _cached.ManifestBytes, credentials: null, token));
+        await PushManyTagsAsync(cts.Token);
         var before = await OciImageFactory.PushDockerImageAsync(_registry, "disk/moving", "v", "moving-before", cts.Token);
         var cache = _work.Combine("cache-index-apart");
         var indexDirectory = Path.Combine(cache, "index");
@@ -226,13 +199,8 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
             await PullAsync(mirror, before);
             await PullAsync(mirror, _cached);
             await indexDisk.FillAsync(cancellationToken: cts.Token);
-            await Parallel.ForAsync(0, Tags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cts.Token }, async (i, token) =>
-            {
-                using var tag = await FaultSupport.GetManifestAsync(mirror.Client, $"/v2/{_cached.Repository}/manifests/t{i}", token);
-                Assert.Equal(HttpStatusCode.OK, tag.StatusCode);
-            });
-            var (_, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
-            Assert.True(ready.GetProperty("warnings").EnumerateArray().Any(w => w.GetString()!.Contains("cache index", StringComparison.Ordinal)), ready.ToString());
+            Assert.Equal(0, await PullManyTagsAsync(mirror, cts.Token));
+            await AssertIndexReportedNotWritableAsync(mirror);
 
             // The tag moves upstream; pulled through the mirror, its file (on the healthy disk) follows, the index does not.
             var after = await OciImageFactory.PushDockerImageAsync(_registry, "disk/moving", "v", "moving-after", cts.Token);
@@ -308,6 +276,47 @@ public sealed class CacheDiskFaultTests : IAsyncLifetime
         {
             await mirror.DisposeAsync();
         }
+    }
+
+    private const int ManyTags = 2000;
+
+    /// <summary>Tags the cached image <see cref="ManyTags"/> times upstream (t0, t1...): each is a new index record when first pulled.</summary>
+    private Task PushManyTagsAsync(CancellationToken cancellationToken) =>
+        Parallel.ForAsync(0, ManyTags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (i, token) =>
+            await OciImageFactory.PushManifestAsync(_registry.BaseUri, _cached.Repository, $"t{i}", _cached.MediaType, _cached.ManifestBytes, credentials: null, token));
+
+    /// <summary>Pulls every tag <see cref="PushManyTagsAsync"/> made, 8 at a time, each given 10 s; returns how many did not answer 200 with the manifest.</summary>
+    private async Task<int> PullManyTagsAsync(MirrorProcess mirror, CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        await Parallel.ForAsync(0, ManyTags, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (i, token) =>
+        {
+            using var each = CancellationTokenSource.CreateLinkedTokenSource(token);
+            each.CancelAfter(TimeSpan.FromSeconds(10));
+            try
+            {
+                using var tag = await FaultSupport.GetManifestAsync(mirror.Client, $"/v2/{_cached.Repository}/manifests/t{i}", each.Token);
+                var body = await tag.Content.ReadAsByteArrayAsync(each.Token);
+                if (tag.StatusCode != HttpStatusCode.OK || !_cached.ManifestBytes.SequenceEqual(body))
+                {
+                    Interlocked.Increment(ref failures);
+                }
+            }
+            catch (OperationCanceledException) when (!token.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref failures);
+            }
+        });
+        return failures;
+    }
+
+    /// <summary>Readiness stays 200, says degraded, and names the index among its warnings.</summary>
+    private static async Task AssertIndexReportedNotWritableAsync(MirrorProcess mirror)
+    {
+        var (status, ready) = await FaultSupport.ReadyzAsync(mirror.Client);
+        Assert.Equal((200, "degraded"), (status, ready.GetProperty("status").GetString()));
+        Assert.True(ready.GetProperty("warnings").EnumerateArray().Any(w => w.GetString()!.Contains("cache index", StringComparison.Ordinal)),
+            $"{ready}\n{mirror.Output.Tail(30)}");
     }
 
     private static async Task AssertServedWholeAsync(MirrorProcess mirror, TestImage image, OciBlob blob, string what, CancellationToken cancellationToken)
